@@ -1,0 +1,58 @@
+"""Task data → TRL-ready datasets: a `prompt` column rendered in the variant's prompt style.
+
+`variant.prompt_style` is the one switch between TinyZero's plain template and the chat template;
+this module is the only code that reads it.
+"""
+
+from __future__ import annotations
+
+import logging
+
+log = logging.getLogger(__name__)
+
+
+def render_prompt(task, row: dict, style: str, tokenizer) -> str:
+    """The prompt text for one task row: plain template (base models) or chat template (instruct)."""
+    if style == "plain":
+        return task.plain_prompt(row)
+    if style == "chat":
+        # The assistant turn is prefilled ("Let me solve this step by step.\n<think>"), as in Mini-R1,
+        # so the template must continue it rather than close it.
+        return tokenizer.apply_chat_template(
+            task.chat_messages(row), tokenize=False, continue_final_message=True
+        )
+    raise ValueError(f"variant.prompt_style must be 'plain' or 'chat', got {style!r}")
+
+
+def prepare_splits(cfg, tokenizer):
+    """Load the task's (train, test) splits and add the rendered `prompt` column to both.
+
+    Prompts longer than `train.max_prompt_length` tokens are dropped, with a count in the log:
+    TRL 1.16 has no prompt truncation, and a silently cut prompt would lose the question.
+    """
+    from r1lab.tasks import task_module
+
+    task = task_module(cfg.task.name)
+    train, test = task.load_splits(cfg.task, seed=int(cfg.seed))
+    style = cfg.variant.prompt_style
+    limit = int(cfg.train.max_prompt_length)
+
+    def add_prompt(row):
+        prompt = render_prompt(task, row, style, tokenizer)
+        return {"prompt": prompt, "prompt_tokens": len(tokenizer(prompt)["input_ids"])}
+
+    splits = []
+    for name, split in (("train", train), ("test", test)):
+        split = split.map(add_prompt, desc=f"rendering {name} prompts")
+        kept = split.filter(lambda n: n <= limit, input_columns="prompt_tokens")
+        if len(kept) < len(split):
+            log.warning(
+                "%s: dropped %d of %d prompts longer than train.max_prompt_length=%d tokens",
+                name, len(split) - len(kept), len(split), limit,
+            )
+        if len(kept) == 0:
+            raise ValueError(
+                f"every {name} prompt is longer than train.max_prompt_length={limit} tokens"
+            )
+        splits.append(kept.remove_columns("prompt_tokens"))
+    return splits[0], splits[1]

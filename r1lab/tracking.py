@@ -1,0 +1,192 @@
+"""Run identity and records: W&B naming/grouping, `metrics.jsonl` and `summary.json`.
+
+A run is named, grouped and tagged from its config axes (model, variant, algo, task, lr, beta,
+seed) so that ablations line up side by side in W&B. Every run also writes, whatever the logger,
+`metrics.jsonl` (one object per logged step, keys exactly as sent to W&B) and `summary.json`
+(final metrics and identifiers), so runs can be read and compared without W&B.
+"""
+
+from __future__ import annotations
+
+import json
+import netrc
+import os
+import subprocess
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from omegaconf import DictConfig, OmegaConf
+
+METRICS_FILE = "metrics.jsonl"
+SUMMARY_FILE = "summary.json"
+RUN_ID_FILE = "run_id"
+# HF's WandbCallback sends these to the run summary, not the history; r1lab does the same.
+SINGLE_VALUE_KEYS = ("train_runtime", "train_samples_per_second", "train_steps_per_second", "train_loss", "total_flos")
+
+
+def axes(cfg: DictConfig) -> dict[str, Any]:
+    """The ablation axes of a run, as W&B config, tags and `r1lab compare` columns see them."""
+    return {
+        "model": cfg.model.size,
+        "variant": cfg.variant.name,
+        "algo": cfg.algo.name,
+        "task": cfg.task.name,
+        "lr": float(cfg.algo.lr),
+        "beta": float(cfg.algo.beta) if "beta" in cfg.algo else None,
+        "seed": int(cfg.seed),
+    }
+
+
+def _short(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+@dataclass
+class RunIdentity:
+    name: str
+    group: str
+    job_type: str
+    tags: list[str]
+    run_id: str
+    axes: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def for_run(cls, cfg: DictConfig, output_dir: Path, sweep_dir: str | None) -> RunIdentity:
+        """Name from the axes; group from the sweep (or the axes without seed, so seeds aggregate).
+
+        The W&B run id is stored in the output dir on first start, so a resumed run continues the
+        same W&B run instead of starting a new one.
+        """
+        run_axes = axes(cfg)
+        name = "-".join(f"{k}{_short(v)}" if k in ("lr", "beta", "seed") else _short(v) for k, v in run_axes.items())
+        group = cfg.logger.get("group")
+        if not group:
+            if sweep_dir:
+                group = "sweep-" + Path(sweep_dir).resolve().as_posix().strip("/").replace("/", "-")[-100:]
+            else:
+                group = name.rsplit("-seed", 1)[0]
+        id_file = output_dir / RUN_ID_FILE
+        if id_file.exists():
+            run_id = id_file.read_text().strip()
+        else:
+            run_id = uuid.uuid4().hex[:12]
+            output_dir.mkdir(parents=True, exist_ok=True)
+            id_file.write_text(run_id + "\n")
+        tags = [f"{k}:{_short(v)}" for k, v in run_axes.items()] + list(cfg.logger.get("tags") or [])
+        return cls(name=name, group=group, job_type=cfg.algo.name, tags=tags, run_id=run_id, axes=run_axes)
+
+
+def git_revision() -> str | None:
+    """The r1lab checkout's commit (with `-dirty` for uncommitted changes), or None outside git."""
+    repo = Path(__file__).resolve().parent.parent
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, timeout=10)
+        if sha.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return sha.stdout.strip() + ("-dirty" if dirty else "")
+
+
+def has_wandb_credentials() -> bool:
+    """An API key in the environment or in ~/.netrc for the W&B host, found without prompting."""
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    host = urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")).hostname
+    try:
+        return netrc.netrc(os.environ.get("NETRC")).authenticators(host) is not None
+    except (FileNotFoundError, netrc.NetrcParseError):
+        return False
+
+
+def wandb_mode(requested: str) -> str:
+    """`auto` → online with credentials, else offline; an explicit WANDB_MODE in the environment wins."""
+    if os.environ.get("WANDB_MODE"):
+        return os.environ["WANDB_MODE"]
+    if requested != "auto":
+        return requested
+    return "online" if has_wandb_credentials() else "offline"
+
+
+def start_wandb(cfg: DictConfig, identity: RunIdentity, output_dir: Path, config: dict[str, Any]):
+    """Start (or resume) the run's W&B run; TRL's WandbCallback then logs into it."""
+    import wandb
+
+    mode = wandb_mode(cfg.logger.mode)
+    # Children and TRL's callback must agree with the mode chosen here.
+    os.environ["WANDB_MODE"] = mode
+    return wandb.init(
+        project=cfg.logger.project,
+        entity=cfg.logger.entity,
+        group=identity.group,
+        job_type=identity.job_type,
+        name=identity.name,
+        tags=identity.tags,
+        id=identity.run_id,
+        resume="allow",
+        dir=str(output_dir),
+        config=config,
+        mode=mode,
+    )
+
+
+def run_config(cfg: DictConfig, identity: RunIdentity) -> dict[str, Any]:
+    """The resolved config plus identifiers: what W&B's config and summary.json record."""
+    return {
+        **OmegaConf.to_container(cfg, resolve=True),
+        "axes": identity.axes,
+        "git_sha": git_revision(),
+    }
+
+
+def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    """The records of a run's metrics.jsonl (a torn last line from a crash is skipped)."""
+    path = Path(run_dir) / METRICS_FILE
+    if not path.exists():
+        return []
+    records = []
+    for line in path.read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records
+
+
+def write_summary(output_dir: Path, summary: dict[str, Any]) -> Path:
+    path = output_dir / SUMMARY_FILE
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(summary, indent=2, sort_keys=True, default=str) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def final_metrics(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """The last logged value of every metric key."""
+    latest: dict[str, Any] = {}
+    for record in records:
+        latest.update({k: v for k, v in record.items() if v is not None})
+    return latest
+
+
+def summary_record(identity: RunIdentity, output_dir: Path, status: str, wandb_run, extra: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "status": status,
+        "run_name": identity.name,
+        "run_id": identity.run_id,
+        "group": identity.group,
+        "axes": identity.axes,
+        "output_dir": str(output_dir),
+        "git_sha": git_revision(),
+        "wandb": None if wandb_run is None else {
+            "project": wandb_run.project, "id": wandb_run.id, "mode": os.environ.get("WANDB_MODE"),
+            "dir": wandb_run.dir, "url": getattr(wandb_run, "url", None),
+        },
+        **final_metrics(read_metrics(output_dir)),
+        **extra,
+    }

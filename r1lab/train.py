@@ -1,0 +1,153 @@
+"""One job: composed config → validated → data → trainer → train → held-out eval → recorded run.
+
+`run_job` is what `launch.py` calls for every job of a run or sweep. It validates first (no
+model is loaded for a bad config), resumes from the newest checkpoint in its output dir, always
+writes `summary.json` (with `status: crashed` when training raised) and always closes W&B, so
+one failed job does not poison the rest of a multirun.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from r1lab import tracking
+from r1lab.validation import validate
+
+log = logging.getLogger(__name__)
+
+
+def _is_main_process() -> bool:
+    return os.environ.get("RANK", "0") == "0"
+
+
+def _job_location() -> tuple[Path, str | None]:
+    """The job's output dir, and the sweep dir when it is one job of a multirun."""
+    hydra_cfg = HydraConfig.get()
+    output_dir = Path(hydra_cfg.runtime.output_dir)
+    sweep_dir = hydra_cfg.sweep.dir if hydra_cfg.mode is not None and hydra_cfg.mode.name == "MULTIRUN" else None
+    return output_dir, sweep_dir
+
+
+def run_job(cfg: DictConfig) -> dict[str, Any]:
+    validate(cfg)
+    output_dir, sweep_dir = _job_location()
+    output_dir.mkdir(parents=True, exist_ok=True)
+    identity = tracking.RunIdentity.for_run(cfg, output_dir, sweep_dir)
+    config = tracking.run_config(cfg, identity)
+
+    wandb_run = None
+    if cfg.logger.backend == "wandb" and _is_main_process():
+        wandb_run = tracking.start_wandb(cfg, identity, output_dir, config)
+    started = time.time()
+    status, exit_code, result = "crashed", 1, {}
+    try:
+        result = train(cfg, output_dir, identity)
+        status, exit_code = "finished", 0
+        return result
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
+    finally:
+        if _is_main_process():
+            summary = tracking.summary_record(
+                identity, output_dir, status, wandb_run,
+                {"wall_time_s": round(time.time() - started, 2), **result},
+            )
+            path = tracking.write_summary(output_dir, summary)
+            log.info("summary: %s", path)
+        if wandb_run is not None:
+            wandb_run.finish(exit_code=exit_code)
+        if _is_main_process():
+            print(f"r1lab: run {status}; outputs in {output_dir}", flush=True)
+
+
+def resolve_model_path(cfg: DictConfig) -> str:
+    """A Hub id or local path for the policy; the tiny model is built and cached on first use."""
+    if cfg.model.name_or_path is not None:
+        return str(cfg.model.name_or_path)
+    from r1lab.tiny_model import ensure_tiny_model
+
+    return str(ensure_tiny_model(cfg.model.tiny, cfg.cache_dir))
+
+
+def _check_hardware(cfg: DictConfig) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    needs_gpu = []
+    if cfg.rollout.engine == "vllm":
+        needs_gpu.append(f"rollout.engine=vllm (use rollout=hf)")
+    if cfg.train.bf16:
+        needs_gpu.append("train.bf16=true (use train.bf16=false)")
+    if needs_gpu:
+        raise RuntimeError("no CUDA GPU here, but the config asks for " + " and ".join(needs_gpu))
+
+
+def train(cfg: DictConfig, output_dir: Path, identity: tracking.RunIdentity) -> dict[str, Any]:
+    """Build the algorithm's trainer for `cfg`, train (resuming if possible), evaluate; return final metrics."""
+    _check_hardware(cfg)
+    from transformers import AutoTokenizer, set_seed
+    from transformers.trainer_utils import get_last_checkpoint
+
+    from r1lab.algos import algorithm_module
+    from r1lab.data import prepare_splits
+    from r1lab.evaluation import HeldOutSpec
+    from r1lab.metrics_callback import MetricsJsonlCallback
+    from r1lab.tasks import resolve_reward, task_module
+    from r1lab.trl_args import trainer_kwargs
+
+    set_seed(int(cfg.seed))
+    model_path = resolve_model_path(cfg)
+    tokenizer = AutoTokenizer.from_pretrained(model_path, padding_side="left")
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    train_split, test_split = prepare_splits(cfg, tokenizer)
+    log.info("data: %d train / %d held-out prompts (%s)", len(train_split), len(test_split), cfg.task.name)
+
+    rewards = dict(cfg.task.rewards)
+    algo = algorithm_module(cfg.algo.name)
+    report_to = ["wandb"] if cfg.logger.backend == "wandb" else []
+    args = algo.Config(**trainer_kwargs(
+        cfg,
+        output_dir=str(output_dir),
+        run_name=identity.name,
+        report_to=report_to,
+        reward_weights=[float(w) for w in rewards.values()],
+        algo_fields=algo.config_fields(cfg.algo),
+    ))
+    trainer = algo.Trainer(
+        model=model_path,
+        reward_funcs=[resolve_reward(cfg.task.name, name) for name in rewards],
+        args=args,
+        train_dataset=train_split,
+        eval_dataset=test_split,
+        processing_class=tokenizer,
+        callbacks=[MetricsJsonlCallback(output_dir / tracking.METRICS_FILE)],
+    )
+    trainer.held_out = HeldOutSpec(
+        task=task_module(cfg.task.name),
+        num_prompts=cfg.eval.num_prompts,
+        batch_size=int(cfg.eval.batch_size),
+        max_new_tokens=int(cfg.eval.max_new_tokens),
+    )
+
+    checkpoint = get_last_checkpoint(str(output_dir)) if cfg.train.resume == "auto" else None
+    if checkpoint:
+        log.info("resuming from %s", checkpoint)
+    train_output = trainer.train(resume_from_checkpoint=checkpoint)
+    final_eval = trainer.evaluate()
+    trainer.save_model(str(output_dir / "final"))
+    return {
+        "global_step": trainer.state.global_step,
+        "resumed_from": checkpoint,
+        "train_runtime": train_output.metrics.get("train_runtime"),
+        **{key.replace("eval_", "eval/", 1): value for key, value in final_eval.items()},
+    }

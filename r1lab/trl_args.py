@@ -1,0 +1,90 @@
+"""The one place where r1lab's composed config becomes TRL's `GRPOConfig`.
+
+Every algorithm trains through a `GRPOConfig` (PPO and PRIME subclass it), so batch sizes,
+precision, checkpointing, rollout engine and DeepSpeed settings mean the same for all three.
+The algorithm module supplies only its own fields (`config_fields`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+
+def rollout_fields(rollout: Mapping) -> dict[str, Any]:
+    """TRL's generation-engine fields for the `rollout` group (hf, vllm_colocate, vllm_server)."""
+    if rollout["engine"] == "hf":
+        return {"use_vllm": False}
+    fields: dict[str, Any] = {
+        "use_vllm": True,
+        "vllm_mode": rollout["mode"],
+        "vllm_tensor_parallel_size": int(rollout["tensor_parallel_size"]),
+    }
+    if rollout["mode"] == "colocate":
+        fields["vllm_gpu_memory_utilization"] = float(rollout["gpu_memory_utilization"])
+        fields["vllm_enable_sleep_mode"] = bool(rollout["enable_sleep_mode"])
+    else:
+        fields["vllm_server_host"] = rollout["host"]
+        fields["vllm_server_port"] = int(rollout["port"])
+        fields["vllm_server_timeout"] = float(rollout["timeout"])
+    return fields
+
+
+def trainer_kwargs(
+    cfg: DictConfig,
+    *,
+    output_dir: str,
+    run_name: str,
+    report_to: list[str],
+    reward_weights: list[float],
+    algo_fields: Mapping[str, Any],
+) -> dict[str, Any]:
+    """Keyword arguments for `GRPOConfig` (or an algorithm's subclass) from the composed config."""
+    train, model, algo = cfg.train, cfg.model, cfg.algo
+    eval_every = int(cfg.eval.every_steps)
+    gradient_checkpointing = bool(train.gradient_checkpointing)
+    kwargs: dict[str, Any] = {
+        "output_dir": output_dir,
+        "run_name": run_name,
+        "seed": int(cfg.seed),
+        "max_steps": int(train.max_steps),
+        "learning_rate": float(algo.lr),
+        "lr_scheduler_type": algo.lr_scheduler,
+        # transformers 5 reads a value below 1 as a fraction of max_steps.
+        "warmup_steps": float(algo.warmup_steps),
+        "weight_decay": float(algo.weight_decay),
+        "max_grad_norm": float(algo.max_grad_norm),
+        "per_device_train_batch_size": int(train.per_device_batch_size),
+        "gradient_accumulation_steps": int(train.gradient_accumulation_steps),
+        "max_completion_length": int(train.max_completion_length),
+        "temperature": float(train.temperature),
+        "bf16": bool(train.bf16),
+        "gradient_checkpointing": gradient_checkpointing,
+        "model_init_kwargs": {
+            "dtype": model.dtype,
+            "attn_implementation": model.attn_implementation,
+        },
+        "logging_steps": int(train.logging_steps),
+        "save_strategy": "steps",
+        "save_steps": int(train.save_steps),
+        "save_total_limit": int(train.save_total_limit),
+        # Held-out eval is r1lab's greedy one (evaluation.py), scheduled by HF's eval loop.
+        "eval_strategy": "steps" if eval_every > 0 else "no",
+        "eval_steps": eval_every if eval_every > 0 else None,
+        # TRL checks eval groups against num_generations; greedy eval has one completion per prompt.
+        "num_generations_eval": 1,
+        "report_to": report_to,
+        "log_completions": "wandb" in report_to and bool(cfg.logger.get("log_completions", False)),
+        "reward_weights": reward_weights,
+        "dataloader_num_workers": int(train.dataloader_num_workers),
+        **rollout_fields(cfg.rollout),
+        **algo_fields,
+    }
+    if gradient_checkpointing:
+        # Non-reentrant checkpointing works with frozen embeddings and DeepSpeed; TRL's docs use it.
+        kwargs["gradient_checkpointing_kwargs"] = {"use_reentrant": False}
+    if cfg.dist.deepspeed is not None:
+        kwargs["deepspeed"] = OmegaConf.to_container(cfg.dist.deepspeed, resolve=True)
+    return kwargs

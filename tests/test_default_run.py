@@ -1,0 +1,87 @@
+"""`python launch.py` end to end in a subprocess: real TRL, real tiny model, real W&B offline files."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import launch
+
+pytestmark = pytest.mark.slow
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def wandb_records(run_dir: Path) -> list[dict]:
+    (offline,) = (run_dir / "wandb").glob("offline-run-*")
+    out = subprocess.run(["wandb", "leet", "inspect", "--json", str(offline)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
+
+
+def test_default_run_end_to_end(tmp_path):
+    run_dir = tmp_path / "run"
+    out = launch(f"hydra.run.dir={run_dir}")
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip().splitlines()[-1] == f"r1lab: run finished; outputs in {run_dir}"
+
+    records = read_jsonl(run_dir / "metrics.jsonl")
+    train_steps = [r["train/global_step"] for r in records if "train/reward" in r]
+    assert train_steps == list(range(1, 41))
+    eval_steps = [r["train/global_step"] for r in records if "eval/accuracy" in r]
+    assert eval_steps == [20, 40, 40]  # scheduled at 20 and 40, plus the final evaluation
+    assert all(0.0 <= r["eval/accuracy"] <= 1.0 for r in records if "eval/accuracy" in r)
+
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "finished" and summary["global_step"] == 40
+    assert "eval/accuracy" in summary and "eval/format_rate" in summary
+    assert summary["axes"] == {"model": "tiny", "variant": "base", "algo": "grpo", "task": "countdown",
+                               "lr": 1e-3, "beta": 0.001, "seed": 0}
+    assert summary["wandb"]["mode"] == "offline" and summary["wandb"]["id"] == summary["run_id"]
+    assert (run_dir / "checkpoint-40").is_dir() and (run_dir / "final" / "config.json").exists()
+
+    wandb = wandb_records(run_dir)
+    (run,) = [r["run"] for r in wandb if r.get("type") == "run"]
+    config = run["config"]["update"]
+    assert config["axes"]["model"] == "tiny" and config["axes"]["algo"] == "grpo"
+    assert config["model"]["size"] == "tiny" and config["algo"]["lr"] == 1e-3
+    assert "git_sha" in config
+    assert "algo:grpo" in run["tags"] and "model:tiny" in run["tags"]
+    assert run["job_type"] == "grpo" and run["run_group"] == "tiny-base-grpo-countdown-lr0.001-beta0.001"
+
+
+def test_rerun_in_same_dir_resumes_without_duplicate_steps(tmp_path):
+    run_dir = tmp_path / "run"
+    common = [f"hydra.run.dir={run_dir}", "train.save_steps=3", "eval.every_steps=0", "eval.num_prompts=8",
+              "logger=none"]
+    first = launch(*common, "train.max_steps=4")
+    assert first.returncode == 0, first.stderr[-3000:]
+    run_id = (run_dir / "run_id").read_text()
+
+    second = launch(*common, "train.max_steps=7")
+    assert second.returncode == 0, second.stderr[-3000:]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["resumed_from"].endswith("checkpoint-4")
+    assert summary["global_step"] == 7 and summary["run_id"] == run_id.strip()
+    steps = [r["train/global_step"] for r in read_jsonl(run_dir / "metrics.jsonl") if "train/reward" in r]
+    assert steps == list(range(1, 8))
+
+
+def test_crashing_run_records_status(tmp_path):
+    # A user task config (in an extra config dir) whose dotted-path reward raises mid-training.
+    (tmp_path / "conf" / "task").mkdir(parents=True)
+    (tmp_path / "conf" / "task" / "crashy.yaml").write_text(
+        "defaults:\n  - countdown\n  - _self_\nrewards:\n  tests.helpers.failing_reward: 1.0\n"
+    )
+    run_dir = tmp_path / "run"
+    out = launch("--config-dir", str(tmp_path / "conf"), "task=crashy", f"hydra.run.dir={run_dir}",
+                 "logger=none", "train.max_steps=2")
+    assert out.returncode != 0
+    assert "deliberate failure" in out.stderr
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "crashed"
