@@ -3,7 +3,7 @@
 Advantages are each completion's reward minus its group's mean (divided by the group's std when
 `scale_rewards=group`), the policy update is PPO-clipped, and `beta` weighs a k3 KL estimate to
 the reference model. TRL's `GRPOTrainer` implements all of it; r1lab adds only the greedy
-held-out evaluation (`HeldOutEvaluation`). Loss variants are plain config keys: `loss_type`
+held-out evaluation (`R1Trainer`). Loss variants are plain config keys: `loss_type`
 grpo (per-sequence, the paper), dr_grpo (Liu et al. 2025) or dapo (Yu et al. 2025, per-token),
 `epsilon_high` (DAPO's clip-higher), `scale_rewards` group | batch | none.
 Defaults: Mini-R1's lr 5e-7 recipe lives in conf/experiment; conf/algo/grpo.yaml holds the paper's.
@@ -14,15 +14,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from trl import GRPOConfig, GRPOTrainer
+from trl import GRPOConfig
 
-from r1lab.evaluation import HeldOutEvaluation
+from r1lab.algos.base import R1Trainer
 
 Config = GRPOConfig
-
-
-class Trainer(HeldOutEvaluation, GRPOTrainer):
-    """TRL's GRPOTrainer with r1lab's greedy held-out evaluation."""
+Trainer = R1Trainer
 
 
 def config_fields(algo: Mapping) -> dict[str, Any]:
