@@ -6,31 +6,19 @@ about half a minute; it pins itself to one CPU where the OS allows.
 
 from __future__ import annotations
 
-import datetime
 import os
-import platform
 import random
 import re
-import sys
 import time
 from collections.abc import Callable
 
 from r1lab.tasks import countdown, multiplication
+from machine_info import machine
 
 SEED = 0
 CORPUS_SIZE = 4000
 REPEATS = 5
 THINK_WORDS = "let me try adding subtracting the numbers first then check whether that reaches target".split()
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{platform.platform()} | {cpu} | Python {sys.version.split()[0]} | {datetime.date.today()}"
 
 
 def think(rng: random.Random, words: int) -> str:

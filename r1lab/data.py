@@ -37,13 +37,16 @@ def prepare_splits(cfg, tokenizer):
     style = cfg.variant.prompt_style
     limit = int(cfg.train.max_prompt_length)
 
-    def add_prompt(row):
-        prompt = render_prompt(task, row, style, tokenizer)
-        return {"prompt": prompt, "prompt_tokens": len(tokenizer(prompt)["input_ids"])}
+    def add_prompts(batch):
+        rows = [dict(zip(batch, values)) for values in zip(*batch.values())]
+        prompts = [render_prompt(task, row, style, tokenizer) for row in rows]
+        # One tokenizer call per batch: the fast tokenizer encodes a list in parallel.
+        lengths = [len(ids) for ids in tokenizer(prompts)["input_ids"]]
+        return {"prompt": prompts, "prompt_tokens": lengths}
 
     splits = []
     for name, split in (("train", train), ("test", test)):
-        split = split.map(add_prompt, desc=f"rendering {name} prompts")
+        split = split.map(add_prompts, batched=True, batch_size=1024, desc=f"rendering {name} prompts")
         kept = split.filter(lambda n: n <= limit, input_columns="prompt_tokens")
         if len(kept) < len(split):
             log.warning(

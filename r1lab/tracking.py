@@ -35,7 +35,8 @@ def axes(cfg: DictConfig) -> dict[str, Any]:
         "algo": cfg.algo.name,
         "task": cfg.task.name,
         "lr": float(cfg.algo.lr),
-        "beta": float(cfg.algo.beta) if "beta" in cfg.algo else None,
+        # The KL-to-reference coefficient: GRPO's and PRIME's beta, PPO's kl_coef.
+        "beta": float(cfg.algo.get("beta", cfg.algo.get("kl_coef", 0.0))),
         "seed": int(cfg.seed),
     }
 
@@ -164,6 +165,16 @@ def write_summary(output_dir: Path, summary: dict[str, Any]) -> Path:
     tmp.write_text(json.dumps(summary, indent=2, sort_keys=True, default=str) + "\n")
     os.replace(tmp, path)
     return path
+
+
+def finished_summary(output_dir: Path, max_steps: int) -> dict[str, Any] | None:
+    """The run's summary if it already finished at least `max_steps` steps (re-running it is then a no-op)."""
+    path = Path(output_dir) / SUMMARY_FILE
+    if not path.exists():
+        return None
+    summary = json.loads(path.read_text())
+    done = summary.get("status") == "finished" and int(summary.get("global_step") or 0) >= max_steps
+    return summary if done else None
 
 
 def final_metrics(records: list[dict[str, Any]]) -> dict[str, Any]:

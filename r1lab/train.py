@@ -38,7 +38,19 @@ def _job_location() -> tuple[Path, str | None]:
 def run_job(cfg: DictConfig) -> dict[str, Any]:
     validate(cfg)
     output_dir, sweep_dir = _job_location()
+    if cfg.dry_run and sweep_dir is None:
+        from r1lab.launching.preflight import PlannedJob, job_table
+        from r1lab.launching.resources import estimated_gpu_hours, resources_for
+
+        job = PlannedJob(0, list(HydraConfig.get().overrides.task), cfg, resources_for(cfg), estimated_gpu_hours(cfg))
+        print(job_table([job]) + "\ndry run: nothing launched", flush=True)
+        return {}
     output_dir.mkdir(parents=True, exist_ok=True)
+    if cfg.train.resume == "auto" and (done := tracking.finished_summary(output_dir, int(cfg.train.max_steps))):
+        # A requeued or re-run job whose run already finished: nothing to train, nothing to overwrite.
+        if _is_main_process():
+            print(f"r1lab: run already finished at step {done['global_step']}; outputs in {output_dir}", flush=True)
+        return done
     identity = tracking.RunIdentity.for_run(cfg, output_dir, sweep_dir)
     config = tracking.run_config(cfg, identity)
 
@@ -49,7 +61,13 @@ def run_job(cfg: DictConfig) -> dict[str, Any]:
     status, exit_code, result = "crashed", 1, {}
     try:
         result = train(cfg, output_dir, identity)
-        status, exit_code = "finished", 0
+        if result.pop("stopped_by_signal", False):
+            # SLURM's time-limit warning or a preemption: a checkpoint was saved at the last step.
+            status = "preempted"
+            if wandb_run is not None:
+                wandb_run.mark_preempting()
+        else:
+            status, exit_code = "finished", 0
         return result
     except KeyboardInterrupt:
         status = "interrupted"
@@ -66,6 +84,10 @@ def run_job(cfg: DictConfig) -> dict[str, Any]:
             wandb_run.finish(exit_code=exit_code)
         if _is_main_process():
             print(f"r1lab: run {status}; outputs in {output_dir}", flush=True)
+        if status == "preempted":
+            from r1lab.launching import preemption
+
+            preemption.hand_over()  # requeues through submitit; does not return
 
 
 def resolve_model_path(cfg: DictConfig) -> str:
@@ -77,6 +99,19 @@ def resolve_model_path(cfg: DictConfig) -> str:
     return str(ensure_tiny_model(cfg.model.tiny, cfg.cache_dir))
 
 
+def _single_process_distributed_env(cfg: DictConfig) -> None:
+    """DeepSpeed needs a torch.distributed world even for one process; without launcher variables
+    it falls back to MPI discovery (and fails without mpi4py). Declare a world of one."""
+    if cfg.dist.deepspeed is None or "RANK" in os.environ:
+        return
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    os.environ.update(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+
+
 def _check_hardware(cfg: DictConfig) -> None:
     import torch
 
@@ -84,7 +119,7 @@ def _check_hardware(cfg: DictConfig) -> None:
         return
     needs_gpu = []
     if cfg.rollout.engine == "vllm":
-        needs_gpu.append(f"rollout.engine=vllm (use rollout=hf)")
+        needs_gpu.append("rollout.engine=vllm (use rollout=hf)")
     if cfg.train.bf16:
         needs_gpu.append("train.bf16=true (use train.bf16=false)")
     if needs_gpu:
@@ -94,15 +129,19 @@ def _check_hardware(cfg: DictConfig) -> None:
 def train(cfg: DictConfig, output_dir: Path, identity: tracking.RunIdentity) -> dict[str, Any]:
     """Build the algorithm's trainer for `cfg`, train (resuming if possible), evaluate; return final metrics."""
     _check_hardware(cfg)
+    _single_process_distributed_env(cfg)
+    import torch
     from transformers import AutoTokenizer, set_seed
     from transformers.trainer_utils import get_last_checkpoint
 
     from r1lab.algos import algorithm_module
     from r1lab.data import prepare_splits
     from r1lab.evaluation import HeldOutSpec
+    from r1lab.launching.preemption import StopOnSignal, stop_requested
     from r1lab.metrics_callback import MetricsJsonlCallback
+    from r1lab.samples import CompletionSamples
     from r1lab.tasks import resolve_reward, task_module
-    from r1lab.trl_args import trainer_kwargs
+    from r1lab.trl_args import trainer_kwargs, vllm_serve_command
 
     set_seed(int(cfg.seed))
     model_path = resolve_model_path(cfg)
@@ -122,7 +161,10 @@ def train(cfg: DictConfig, output_dir: Path, identity: tracking.RunIdentity) -> 
         report_to=report_to,
         reward_weights=[float(w) for w in rewards.values()],
         algo_fields=algo.config_fields(cfg.algo),
-    ))
+    ), use_cpu=not torch.cuda.is_available())  # on CPU, several ranks form one gloo world only with use_cpu
+    if args.use_vllm and args.vllm_mode == "server":
+        log.info("rollout=vllm_server: the trainer connects to a server started with: %s",
+                 " ".join(vllm_serve_command(cfg, model_path)))
     trainer = algo.Trainer(
         model=model_path,
         reward_funcs=[resolve_reward(cfg.task.name, name) for name in rewards],
@@ -130,7 +172,7 @@ def train(cfg: DictConfig, output_dir: Path, identity: tracking.RunIdentity) -> 
         train_dataset=train_split,
         eval_dataset=test_split,
         processing_class=tokenizer,
-        callbacks=[MetricsJsonlCallback(output_dir / tracking.METRICS_FILE)],
+        callbacks=[MetricsJsonlCallback(output_dir / tracking.METRICS_FILE), StopOnSignal()],
     )
     trainer.held_out = HeldOutSpec(
         task=task_module(cfg.task.name),
@@ -138,15 +180,19 @@ def train(cfg: DictConfig, output_dir: Path, identity: tracking.RunIdentity) -> 
         batch_size=int(cfg.eval.batch_size),
         max_new_tokens=int(cfg.eval.max_new_tokens),
     )
+    trainer.completion_samples = CompletionSamples.from_config(cfg.samples, output_dir, int(cfg.seed))
 
     checkpoint = get_last_checkpoint(str(output_dir)) if cfg.train.resume == "auto" else None
     if checkpoint:
         log.info("resuming from %s", checkpoint)
     train_output = trainer.train(resume_from_checkpoint=checkpoint)
-    final_eval = trainer.evaluate()
+    if stop_requested() and trainer.state.global_step < trainer.state.max_steps:
+        return {"stopped_by_signal": True, "global_step": trainer.state.global_step, "resumed_from": checkpoint}
+    final_eval = trainer.evaluate(pass_k=int(cfg.eval.pass_k))
     trainer.save_model(str(output_dir / "final"))
     return {
         "global_step": trainer.state.global_step,
+        "world_size": trainer.args.world_size,
         "resumed_from": checkpoint,
         "train_runtime": train_output.metrics.get("train_runtime"),
         **{key.replace("eval_", "eval/", 1): value for key, value in final_eval.items()},

@@ -32,6 +32,24 @@ def rollout_fields(rollout: Mapping) -> dict[str, Any]:
     return fields
 
 
+def vllm_serve_command(cfg: DictConfig, model: str) -> list[str]:
+    """The `trl vllm-serve` command line that serves `model` for rollout=vllm_server.
+
+    Prefix caching and tensor parallelism are settings of the server process, not of GRPOConfig.
+    """
+    rollout = cfg.rollout
+    command = ["trl", "vllm-serve", "--model", model, "--host", str(rollout.host), "--port", str(int(rollout.port)),
+               "--tensor_parallel_size", str(int(rollout.tensor_parallel_size)),
+               "--enable_prefix_caching", str(bool(rollout.enable_prefix_caching))]
+    if cfg.train.bf16:
+        command += ["--dtype", "bfloat16"]
+    return command
+
+
+def _optional_int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
 def trainer_kwargs(
     cfg: DictConfig,
     *,
@@ -62,6 +80,11 @@ def trainer_kwargs(
         "temperature": float(train.temperature),
         "bf16": bool(train.bf16),
         "gradient_checkpointing": gradient_checkpointing,
+        # Rollout size; both None = TRL's default (steps_per_generation = gradient_accumulation_steps).
+        "steps_per_generation": _optional_int(train.steps_per_generation),
+        "generation_batch_size": _optional_int(train.generation_batch_size),
+        # Liger's layer kernels; TRL 1.16 keeps its own chunked log-prob head instead of Liger's fused loss.
+        "use_liger_kernel": bool(train.liger_kernel),
         "model_init_kwargs": {
             "dtype": model.dtype,
             "attn_implementation": model.attn_implementation,

@@ -1,8 +1,8 @@
 """Checks a composed config before any compute: every problem at once, in words a user can act on.
 
 Hydra already rejects unknown keys and unknown group options (the config is in struct mode);
-this catches what composes but cannot run: unknown rewards, batches that split a GRPO group,
-an engine or DeepSpeed that is not installed. It imports neither torch nor TRL, so a whole sweep
+this catches what composes but cannot run (unknown rewards, batches that split a GRPO group)
+and, separately, what this Python environment lacks for it (vLLM, DeepSpeed). It imports neither torch nor TRL, so a whole sweep
 can be validated in a fraction of a second before a job is queued.
 """
 
@@ -18,8 +18,49 @@ class ConfigError(ValueError):
 
 
 def world_size(cfg: DictConfig) -> int:
-    """Ranks a job of this config runs: one per GPU the model asks for, or one on CPU."""
-    return max(1, int(cfg.model.resources.gpus))
+    """Training ranks a job of this config runs (model.resources.ranks: one per GPU by default)."""
+    return max(1, int(cfg.model.resources.ranks))
+
+
+def generation_batch_size(cfg: DictConfig) -> tuple[int, str]:
+    """Completions per rollout, as TRL computes it, and how it was computed (for messages).
+
+    TRL: per_device_batch_size x ranks x steps_per_generation, where steps_per_generation defaults to
+    gradient_accumulation_steps (PPO and PRIME: times algo.mini_batches), or train.generation_batch_size.
+    """
+    train = cfg.train
+    if train.get("generation_batch_size") is not None:
+        return int(train.generation_batch_size), "train.generation_batch_size"
+    per_device = f"train.per_device_batch_size={train.per_device_batch_size} x {world_size(cfg)} ranks"
+    if train.get("steps_per_generation") is not None:
+        steps = int(train.steps_per_generation)
+        how = f"{per_device} x train.steps_per_generation={steps}"
+    else:
+        steps = int(train.gradient_accumulation_steps) * int(cfg.algo.get("mini_batches", 1))
+        how = f"{per_device} x train.gradient_accumulation_steps={train.gradient_accumulation_steps}"
+        if cfg.algo.get("mini_batches") is not None:
+            how += f" x algo.mini_batches={cfg.algo.mini_batches}"
+    return int(train.per_device_batch_size) * world_size(cfg) * steps, how
+
+
+def rollout_size_problems(cfg: DictConfig) -> list[str]:
+    """train.steps_per_generation / train.generation_batch_size: at most one, and a whole number of steps."""
+    train = cfg.train
+    steps, size = train.get("steps_per_generation"), train.get("generation_batch_size")
+    found = []
+    if steps is not None and size is not None:
+        found.append("train.steps_per_generation and train.generation_batch_size set the same thing: set one of them")
+    if (steps is not None or size is not None) and cfg.algo.get("mini_batches") is not None:
+        found.append(f"algo={cfg.algo.name} sets the rollout size with algo.mini_batches: leave "
+                     "train.steps_per_generation and train.generation_batch_size null")
+    if steps is not None and int(steps) < 1:
+        found.append(f"train.steps_per_generation must be at least 1, got {steps}")
+    global_batch = int(train.per_device_batch_size) * world_size(cfg)
+    if size is not None and (int(size) < 1 or int(size) % global_batch):
+        found.append(f"train.generation_batch_size={size} must be a positive multiple of the global batch "
+                     f"(train.per_device_batch_size={train.per_device_batch_size} x {world_size(cfg)} ranks "
+                     f"= {global_batch})")
+    return found
 
 
 def problems(cfg: DictConfig) -> list[str]:
@@ -52,28 +93,35 @@ def problems(cfg: DictConfig) -> list[str]:
         if int(train[key]) < 1:
             found.append(f"train.{key} must be at least 1, got {train[key]}")
     generations = int(cfg.algo.get("num_generations", 1))
-    generation_batch = int(train.per_device_batch_size) * world_size(cfg) * int(train.gradient_accumulation_steps)
-    if generations < 1 or generation_batch % generations:
+    size_problems = rollout_size_problems(cfg)
+    found.extend(size_problems)
+    generation_batch, how = generation_batch_size(cfg)
+    if not size_problems and (generations < 1 or generation_batch % generations):
         found.append(
-            f"the generation batch (train.per_device_batch_size={train.per_device_batch_size} x "
-            f"{world_size(cfg)} ranks x train.gradient_accumulation_steps={train.gradient_accumulation_steps} "
-            f"= {generation_batch}) must be a multiple of algo.num_generations={generations}, "
-            "so that every prompt's group of completions lands in one batch"
+            f"the generation batch ({how} = {generation_batch}) must be a multiple of "
+            f"algo.num_generations={generations}, so that every prompt's group of completions lands in one batch"
         )
     if cfg.eval.num_prompts is not None and int(cfg.eval.num_prompts) < 1:
         found.append("eval.num_prompts must be at least 1 (or null for the whole test split)")
     if int(cfg.eval.every_steps) < 0:
         found.append("eval.every_steps must be 0 (only at the end) or positive")
+    return found
 
+
+def environment_problems(cfg: DictConfig) -> list[str]:
+    """Optional packages the config needs but this Python environment lacks."""
+    found = []
     if cfg.rollout.engine == "vllm" and importlib.util.find_spec("vllm") is None:
         found.append(f"rollout=vllm_{cfg.rollout.mode} needs vLLM: pip install -e '.[vllm]' on a GPU machine")
     if cfg.dist.deepspeed is not None and importlib.util.find_spec("deepspeed") is None:
         found.append("dist with DeepSpeed needs it installed: pip install -e '.[deepspeed]'")
+    if cfg.train.get("liger_kernel") and importlib.util.find_spec("liger_kernel") is None:
+        found.append("train.liger_kernel=true needs Liger's kernels: pip install liger-kernel (Triton, CUDA GPUs)")
     return found
 
 
 def validate(cfg: DictConfig) -> None:
-    """Raise ConfigError listing every problem with `cfg`."""
-    found = problems(cfg)
+    """Raise ConfigError listing every problem with `cfg` and with this environment for it."""
+    found = problems(cfg) + environment_problems(cfg)
     if found:
         raise ConfigError("invalid config:\n  - " + "\n  - ".join(found))

@@ -7,7 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+
+pytest_plugins = ["tests.slurm_cluster"]
 
 REPO = Path(__file__).resolve().parent.parent
 CONF = REPO / "conf"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import launch
+from tests.conftest import compose, launch
 
 pytestmark = pytest.mark.slow
 
@@ -37,11 +37,12 @@ def test_default_run_end_to_end(tmp_path):
     assert eval_steps == [20, 40, 40]  # scheduled at 20 and 40, plus the final evaluation
     assert all(0.0 <= r["eval/accuracy"] <= 1.0 for r in records if "eval/accuracy" in r)
 
+    lr = compose().algo.lr  # the tiny model's own learning rate
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "finished" and summary["global_step"] == 40
     assert "eval/accuracy" in summary and "eval/format_rate" in summary
     assert summary["axes"] == {"model": "tiny", "variant": "base", "algo": "grpo", "task": "countdown",
-                               "lr": 1e-3, "beta": 0.001, "seed": 0}
+                               "lr": lr, "beta": 0.001, "seed": 0}
     assert summary["wandb"]["mode"] == "offline" and summary["wandb"]["id"] == summary["run_id"]
     assert (run_dir / "checkpoint-40").is_dir() and (run_dir / "final" / "config.json").exists()
 
@@ -49,10 +50,10 @@ def test_default_run_end_to_end(tmp_path):
     (run,) = [r["run"] for r in wandb if r.get("type") == "run"]
     config = run["config"]["update"]
     assert config["axes"]["model"] == "tiny" and config["axes"]["algo"] == "grpo"
-    assert config["model"]["size"] == "tiny" and config["algo"]["lr"] == 1e-3
+    assert config["model"]["size"] == "tiny" and config["algo"]["lr"] == lr
     assert "git_sha" in config
     assert "algo:grpo" in run["tags"] and "model:tiny" in run["tags"]
-    assert run["job_type"] == "grpo" and run["run_group"] == "tiny-base-grpo-countdown-lr0.001-beta0.001"
+    assert run["job_type"] == "grpo" and run["run_group"] == f"tiny-base-grpo-countdown-lr{lr:g}-beta0.001"
 
 
 def test_rerun_in_same_dir_resumes_without_duplicate_steps(tmp_path):
@@ -70,6 +71,11 @@ def test_rerun_in_same_dir_resumes_without_duplicate_steps(tmp_path):
     assert summary["global_step"] == 7 and summary["run_id"] == run_id.strip()
     steps = [r["train/global_step"] for r in read_jsonl(run_dir / "metrics.jsonl") if "train/reward" in r]
     assert steps == list(range(1, 8))
+
+    third = launch(*common, "train.max_steps=7")  # the run is complete: a no-op, not an 8th step
+    assert third.returncode == 0, third.stderr[-3000:]
+    assert "run already finished at step 7" in third.stdout
+    assert json.loads((run_dir / "summary.json").read_text()) == summary
 
 
 def test_crashing_run_records_status(tmp_path):

@@ -13,6 +13,8 @@ from types import ModuleType
 
 ALGORITHMS = {
     "grpo": "r1lab.algos.grpo",
+    "ppo": "r1lab.algos.ppo",
+    "prime": "r1lab.algos.prime",
 }
 
 

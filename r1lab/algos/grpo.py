@@ -16,19 +16,11 @@ from typing import Any
 
 from trl import GRPOConfig
 
-from r1lab.algos.base import R1Trainer
+from r1lab.algos.base import R1Trainer, clipped_update_fields
 
 Config = GRPOConfig
 Trainer = R1Trainer
 
 
 def config_fields(algo: Mapping) -> dict[str, Any]:
-    return {
-        "beta": float(algo["beta"]),
-        "num_generations": int(algo["num_generations"]),
-        "loss_type": algo["loss_type"],
-        "scale_rewards": algo["scale_rewards"],
-        "epsilon": float(algo["epsilon"]),
-        "epsilon_high": None if algo["epsilon_high"] is None else float(algo["epsilon_high"]),
-        "num_iterations": int(algo["num_iterations"]),
-    }
+    return {**clipped_update_fields(algo), "beta": float(algo["beta"]), "scale_rewards": algo["scale_rewards"]}

@@ -1,0 +1,382 @@
+"""What PPO and PRIME share on top of GRPOTrainer: token-level advantage math and the extra models it needs.
+
+Math (pure functions on small tensors; `tests/test_ppo.py` and `tests/test_prime.py` check them by hand):
+masked mean/whitening, GAE, KL-shaped token rewards, the clipped value loss, leave-one-out (RLOO)
+baselines, and PRIME's implicit process rewards and PRM cross-entropy. Tensors are (B, T) over the
+completion tokens, with `mask` 1 on real completion tokens (EOS included) and 0 on right padding.
+
+Models: `build_reference` (a frozen copy of the initial policy, as TRL builds its own at beta != 0) and
+`TrainedCompanion`, a second trained model (PPO's critic, PRIME's PRM) with its own optimizer, stepped
+outside HF's training loop so that `self.model` stays the bare policy (vLLM weight sync, generation and
+TRL's fused LM head all assume it). Under DeepSpeed the companion gets its own `deepspeed.initialize`
+engine: one prepared through `accelerator.prepare` in `__init__` would become the accelerator's backward
+target and be destroyed by `free_memory()` when training starts.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from r1lab.algos.base import R1Trainer
+
+# --- token-level math ----------------------------------------------------------------------------------
+
+
+def masked_mean(x: torch.Tensor, mask: torch.Tensor, dim: int | None = None) -> torch.Tensor:
+    """Mean of `x` over the positions where `mask` is 1 (over `dim`, or all of it)."""
+    if dim is None:
+        return (x * mask).sum() / mask.sum().clamp(min=1)
+    return (x * mask).sum(dim) / mask.sum(dim).clamp(min=1)
+
+
+def masked_whiten(
+    x: torch.Tensor, mask: torch.Tensor, all_reduce_sum: Callable[[torch.Tensor], torch.Tensor] | None = None
+) -> torch.Tensor:
+    """(x - mean) / std over the masked positions, zero elsewhere; unbiased variance, as veRL's `masked_whiten`.
+
+    `all_reduce_sum` sums a tensor over ranks, so every rank whitens with the moments of the whole batch.
+    """
+    reduce = all_reduce_sum or (lambda t: t)
+    sums = reduce(torch.stack([(x * mask).sum(), (x * x * mask).sum(), mask.sum().to(x.dtype)]))
+    total, total_sq, count = sums[0], sums[1], sums[2].clamp(min=1)
+    mean = total / count
+    variance = (total_sq / count - mean * mean) * count / (count - 1).clamp(min=1)
+    return (x - mean) * torch.rsqrt(variance.clamp(min=0) + 1e-8) * mask
+
+
+def last_token_scores(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(B, T) with each row's outcome score (B,) on its last completion token (the EOS, or the cut-off token)."""
+    placed = torch.zeros_like(mask, dtype=scores.dtype)
+    last = (mask.sum(dim=1) - 1).clamp(min=0).long()
+    placed[torch.arange(mask.size(0), device=mask.device), last] = scores * (mask.sum(dim=1) > 0)
+    return placed
+
+
+def kl_shaped_rewards(
+    scores: torch.Tensor, logps: torch.Tensor, ref_logps: torch.Tensor, mask: torch.Tensor, kl_coef: float
+) -> torch.Tensor:
+    """PPO's token rewards (Ouyang et al. 2022, eq. 2; veRL's `apply_kl_penalty`).
+
+    r_t = -kl_coef * (log pi_old(y_t) - log pi_ref(y_t)), plus the outcome score on the last token.
+    """
+    return last_token_scores(scores, mask) - kl_coef * (logps - ref_logps) * mask
+
+
+def gae(
+    rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float, lam: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Generalized advantage estimation (Schulman et al. 2016, eq. 16) over each completion's tokens.
+
+    delta_t = r_t + gamma * V_{t+1} - V_t (V = 0 after the last token);  A_t = delta_t + gamma * lam * A_{t+1};
+    returns R_t = A_t + V_t, the critic's regression target. Returns (advantages, returns), zero on padding.
+    """
+    values = values * mask
+    advantages = torch.zeros_like(rewards)
+    running = torch.zeros_like(rewards[:, 0])
+    for t in reversed(range(rewards.size(1))):
+        next_value = values[:, t + 1] if t + 1 < rewards.size(1) else torch.zeros_like(running)
+        delta = rewards[:, t] + gamma * next_value - values[:, t]
+        running = (delta + gamma * lam * running) * mask[:, t]
+        advantages[:, t] = running
+    return advantages, (advantages + values) * mask
+
+
+def clipped_value_loss(
+    values: torch.Tensor, old_values: torch.Tensor, returns: torch.Tensor, mask: torch.Tensor, clip: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """PPO's clipped value loss 0.5 * max((V - R)^2, (clip(V, V_old +- clip) - R)^2), masked token mean.
+
+    Returns (loss, fraction of tokens where the clipped term was the larger one).
+    """
+    clipped = old_values + (values - old_values).clamp(-clip, clip)
+    unclipped_error = (values - returns) ** 2
+    clipped_error = (clipped - returns) ** 2
+    loss = 0.5 * masked_mean(torch.max(unclipped_error, clipped_error), mask)
+    return loss, masked_mean((clipped_error > unclipped_error).float(), mask)
+
+
+def leave_one_out_baseline(values: torch.Tensor, group_size: int) -> torch.Tensor:
+    """RLOO baseline (Ahmadian et al. 2024): for each row, the mean of the other rows of its group.
+
+    `values` is (N,) with groups of `group_size` contiguous rows.
+    """
+    grouped = values.view(-1, group_size)
+    return ((grouped.sum(dim=1, keepdim=True) - grouped) / (group_size - 1)).view(-1)
+
+
+def implicit_process_rewards(
+    prm_logps: torch.Tensor, ref_logps: torch.Tensor, mask: torch.Tensor, beta: float
+) -> torch.Tensor:
+    """PRIME's implicit process reward (Cui et al. 2025, eq. 3): r_t = beta * log(pi_prm(y_t) / pi_ref(y_t))."""
+    return beta * (prm_logps - ref_logps) * mask
+
+
+def prm_cross_entropy(
+    log_ratios: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor, beta: float, weights: torch.Tensor | None = None
+) -> torch.Tensor:
+    """PRIME's PRM loss (Cui et al. 2025, eq. 4): BCE(sigmoid(beta * sum_t log(pi_prm/pi_ref)), outcome label).
+
+    `log_ratios` (B, T) must carry the PRM's gradient; `labels` (B,) lie in [0, 1]; `weights` (B,) average
+    over a subset of rows (e.g. those that passed the accuracy filter). Computed from logits, so stable.
+    """
+    logits = beta * (log_ratios * mask).sum(dim=1)
+    losses = F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype), reduction="none")
+    if weights is None:
+        return losses.mean()
+    return (losses * weights).sum() / weights.sum().clamp(min=1)
+
+
+def prime_returns(
+    outcome: torch.Tensor,
+    outcome_baseline: torch.Tensor,
+    process: torch.Tensor,
+    process_baseline: torch.Tensor,
+    mask: torch.Tensor,
+    rm_coef: float,
+) -> torch.Tensor:
+    """PRIME's returns (Cui et al. 2025, eq. 5, gamma = 1): RLOO applied to each reward source, then summed.
+
+    Outcome: (r_o - b_o) on the last token. Process: each token's r_t minus b_p, the mean over the other
+    completions of the group of their mean token reward (PRIME's reference code). Returns R_t = sum_{s>=t}
+    of the combined token rewards; the policy's advantage is R_t whitened over the batch.
+    """
+    process_rloo = (process - process_baseline.unsqueeze(1)) * mask
+    token_rewards = last_token_scores(outcome - outcome_baseline, mask) + rm_coef * process_rloo
+    return token_rewards.flip(dims=[1]).cumsum(dim=1).flip(dims=[1]) * mask
+
+
+def group_ranking_accuracy(scores: torch.Tensor, labels: torch.Tensor, group_size: int) -> float:
+    """Share of completion pairs within a group that `scores` order like `labels`, weighted by |label gap|.
+
+    PRIME's `dpo_acc`: 0.5 for groups whose labels are all equal; averaged over groups.
+    """
+    accuracies = []
+    for group_scores, group_labels in zip(scores.view(-1, group_size), labels.view(-1, group_size), strict=True):
+        score_gap = group_scores.unsqueeze(1) - group_scores.unsqueeze(0)
+        label_gap = group_labels.unsqueeze(1) - group_labels.unsqueeze(0)
+        upper = torch.triu(torch.ones_like(label_gap, dtype=torch.bool), diagonal=1)
+        score_gap, label_gap = score_gap[upper], label_gap[upper]
+        weight = label_gap.abs().sum()
+        if weight == 0:
+            accuracies.append(0.5)
+        else:
+            agree = ((score_gap > 0) == (label_gap > 0)).float()
+            accuracies.append(((agree * label_gap.abs()).sum() / weight).item())
+    return sum(accuracies) / len(accuracies)
+
+
+# --- extra models --------------------------------------------------------------------------------------
+
+
+def model_init_kwargs(trainer) -> dict:
+    """`from_pretrained` kwargs for a model built like the policy (dtype and attention from `args.model_init_kwargs`)."""
+    kwargs = dict(trainer.args.model_init_kwargs or {})
+    if trainer.args.distributed_state.distributed_type in ("MULTI_GPU", "DEEPSPEED"):
+        kwargs["device_map"] = None  # distributed training places models itself ("auto" fails)
+    kwargs.setdefault("dtype", trainer.model.dtype)
+    kwargs.setdefault("attn_implementation", trainer.model.config._attn_implementation)
+    return kwargs
+
+
+def policy_model_id(trainer) -> str:
+    from trl.trainer.utils import get_config_model_id
+
+    return get_config_model_id(trainer.model.config)
+
+
+def build_reference(trainer) -> torch.nn.Module:
+    """The frozen reference policy: TRL's own when it built one (beta != 0), else a fresh copy of the initial policy.
+
+    Its LM head is patched like the policy's (same temperature), so its log-probs compare with the policy's.
+    """
+    if trainer.ref_model is not None:
+        return trainer.ref_model
+    from trl.models import prepare_deepspeed
+    from trl.trainer.utils import add_fused_lm_head, create_model_from_path, disable_dropout_in_model
+
+    reference = create_model_from_path(policy_model_id(trainer), **model_init_kwargs(trainer))
+    disable_dropout_in_model(reference)
+    add_fused_lm_head(reference, temperature=trainer.temperature, cast_lm_head_to_fp32=trainer.args.cast_lm_head_to_fp32)
+    if trainer.is_deepspeed_enabled:
+        return prepare_deepspeed(reference, trainer.accelerator)
+    if trainer.is_fsdp_enabled:
+        raise NotImplementedError("r1lab's PPO and PRIME support DeepSpeed and DDP, not FSDP")
+    return trainer.accelerator.prepare_model(reference, evaluation_mode=True)
+
+
+class TrainedCompanion:
+    """A second trained model (critic or PRM) with its own AdamW, stepped every `accumulation_steps` backwards.
+
+    Single process and DDP: the model goes through `accelerator.prepare_model` (DDP when distributed) and a
+    plain torch optimizer, so HF's gradient-accumulation state never skips its steps. DeepSpeed: its own engine
+    from a copy of the run's DeepSpeed config, with this model's batch geometry.
+    """
+
+    def __init__(self, trainer, model: torch.nn.Module, learning_rate: float, max_grad_norm: float,
+                 accumulation_steps: int):
+        args = trainer.args
+        self.accelerator = trainer.accelerator
+        self.max_grad_norm = max_grad_norm
+        self.accumulation_steps = accumulation_steps
+        self._backwards = 0
+        if args.gradient_checkpointing:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=args.gradient_checkpointing_kwargs)
+        model.config.use_cache = False
+        optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=args.weight_decay)
+        self.engine = None
+        if trainer.is_deepspeed_enabled:
+            import deepspeed
+
+            config = copy.deepcopy(self.accelerator.state.deepspeed_plugin.deepspeed_config)
+            config.pop("optimizer", None)
+            config.pop("scheduler", None)
+            config["gradient_accumulation_steps"] = accumulation_steps
+            config["train_micro_batch_size_per_gpu"] = args.per_device_train_batch_size
+            config["train_batch_size"] = args.per_device_train_batch_size * accumulation_steps * args.world_size
+            config["gradient_clipping"] = max_grad_norm
+            config["bf16"] = {"enabled": bool(args.bf16)}
+            config["fp16"] = {"enabled": bool(args.fp16)}
+            self.engine, self.optimizer, _, _ = deepspeed.initialize(model=model, optimizer=optimizer, config=config)
+            self.module = self.engine
+        else:
+            if trainer.is_fsdp_enabled:
+                raise NotImplementedError("r1lab's PPO and PRIME support DeepSpeed and DDP, not FSDP")
+            self.module = self.accelerator.prepare_model(model)
+            self.optimizer = optimizer
+
+    @property
+    def unwrapped(self) -> torch.nn.Module:
+        return self.engine.module if self.engine is not None else self.accelerator.unwrap_model(self.module)
+
+    def backward(self, loss: torch.Tensor) -> float | None:
+        """Backward one micro-batch's mean loss; at every `accumulation_steps`-th call, clip and step.
+
+        Returns the pre-clip gradient norm when it stepped, else None.
+        """
+        self._backwards += 1
+        boundary = self._backwards % self.accumulation_steps == 0
+        if self.engine is not None:
+            self.engine.backward(loss)  # DeepSpeed divides by its gradient_accumulation_steps itself
+            self.engine.step()
+            if boundary:
+                norm = self.engine.get_global_grad_norm()
+                return None if norm is None else float(norm)
+            return None
+        (loss / self.accumulation_steps).backward()
+        if not boundary:
+            return None
+        norm = torch.nn.utils.clip_grad_norm_(self.module.parameters(), self.max_grad_norm)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return float(norm)
+
+    def save(self, directory: str | os.PathLike, with_optimizer: bool, is_main_process: bool) -> None:
+        """Weights as a Hugging Face model (loadable with `from_pretrained`), plus optimizer state when asked.
+
+        Call on every rank (DeepSpeed saves and gathers collectively).
+        """
+        directory = Path(directory)
+        if self.engine is not None:
+            if with_optimizer:
+                self.engine.save_checkpoint(str(directory / "deepspeed"))
+            state = self.engine._zero3_consolidated_16bit_state_dict() if self.engine.zero_optimization_stage() == 3 \
+                else None
+            if is_main_process:
+                self.unwrapped.save_pretrained(directory, state_dict=state)
+            return
+        if is_main_process:
+            self.unwrapped.save_pretrained(directory)
+            if with_optimizer:
+                torch.save(self.optimizer.state_dict(), directory / "optimizer.pt")
+
+    def load(self, directory: str | os.PathLike) -> None:
+        """Restore what `save(..., with_optimizer=True)` wrote (every rank)."""
+        directory = Path(directory)
+        if self.engine is not None:
+            self.engine.load_checkpoint(str(directory / "deepspeed"))
+            return
+        from safetensors.torch import load_file
+
+        state = {}
+        for shard in sorted(directory.glob("*.safetensors")):
+            state.update(load_file(str(shard), device=str(self.accelerator.device)))
+        unexpected = self.unwrapped.load_state_dict(state, strict=False).unexpected_keys
+        if unexpected or not state:
+            raise RuntimeError(f"{directory} does not hold this model's weights (unexpected: {unexpected[:5]})")
+        self.optimizer.load_state_dict(torch.load(directory / "optimizer.pt", map_location=self.accelerator.device))
+
+
+
+# --- the trainer base ----------------------------------------------------------------------------------
+
+
+class TokenLevelTrainer(R1Trainer):
+    """R1Trainer for algorithms that replace GRPO's sequence advantages with (B, T) token-level ones.
+
+    Subclasses set `self.companion` (their trained extra model) and `companion_name` (its folder in
+    checkpoints and in the final export), and compute advantages in `_generate_and_score_completions`
+    after `super()` has generated and scored the rollout batch (before TRL shuffles and splits it).
+    The companion is saved with the optimizer state in `checkpoint-N/<companion_name>/` and restored on
+    resume; `save_model` exports its weights next to the policy's.
+    """
+
+    companion_name: str
+    companion: TrainedCompanion
+
+    def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
+        # Keep the gathered per-function rewards: TRL returns only GRPO's group advantages.
+        rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
+        self._rewards_per_func = rewards_per_func
+        return rewards_per_func
+
+    def outcome_scores(self) -> torch.Tensor:
+        """(N,) weighted outcome reward of every completion of the generation batch, all ranks (as TRL's `reward`).
+
+        A completion every reward function returned None for scores 0.
+        """
+        weights = self.reward_weights.to(self._rewards_per_func.device)
+        return (self._rewards_per_func * weights.unsqueeze(0)).nansum(dim=1)
+
+    def local_rows(self, values: torch.Tensor, local_size: int) -> torch.Tensor:
+        """This rank's slice of a tensor gathered over ranks (TRL gathers rank-major)."""
+        start = self.accelerator.process_index * local_size
+        return values[start : start + local_size]
+
+    def all_reduce_sum(self, tensor: torch.Tensor) -> torch.Tensor:
+        return self.accelerator.reduce(tensor, reduction="sum")
+
+    def per_token_logps(self, model, batch: dict) -> torch.Tensor:
+        """Log-probs of the completion tokens of `batch` under `model` (no grad), in per-device chunks."""
+        input_ids = torch.cat([batch["prompt_ids"], batch["completion_ids"]], dim=1)
+        attention_mask = torch.cat([batch["prompt_mask"], batch["completion_mask"]], dim=1)
+        with torch.no_grad():
+            logps, _, _ = self._get_per_token_logps_and_entropies(
+                model, input_ids, attention_mask, batch["completion_ids"].size(1),
+                batch_size=self.args.per_device_train_batch_size,
+            )
+        return logps
+
+    def record_metric(self, name: str, value: float) -> None:
+        self._metrics["train"][name].append(float(value))
+
+    def _save_optimizer_and_scheduler(self, output_dir):
+        super()._save_optimizer_and_scheduler(output_dir)
+        self.companion.save(Path(output_dir) / self.companion_name, with_optimizer=True,
+                            is_main_process=self.args.should_save)
+
+    def _load_optimizer_and_scheduler(self, checkpoint):
+        super()._load_optimizer_and_scheduler(checkpoint)
+        if checkpoint is not None:
+            self.companion.load(Path(checkpoint) / self.companion_name)
+
+    def save_model(self, output_dir: str | None = None, _internal_call: bool = False):
+        super().save_model(output_dir, _internal_call)
+        if not _internal_call:  # checkpoints save the companion with its optimizer (above)
+            directory = Path(output_dir or self.args.output_dir) / self.companion_name
+            self.companion.save(directory, with_optimizer=False, is_main_process=self.args.should_save)

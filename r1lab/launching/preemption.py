@@ -1,0 +1,75 @@
+"""Preemption and time limits: finish the step, save a checkpoint, then let submitit requeue.
+
+submitit's own handler runs `checkpoint()` and requeues from inside the signal handler, i.e. in
+the middle of a training step, where nothing consistent can be saved. r1lab defers it: the
+signal only sets a flag; at the end of the current step every rank agrees to stop (one all-reduce
+when the job has several ranks), the Trainer saves a checkpoint, and only then is submitit's
+handler called, which requeues the job. The requeued job re-runs the same frozen config in the
+same output dir and resumes from that checkpoint (train.resume=auto) into the same W&B run.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+from collections.abc import Callable
+
+from transformers import TrainerCallback
+
+# The signal submitit asks SLURM to send before the time limit (sbatch --signal=USR2@delay);
+# submitit's preemption test sends SIGTERM then USR2.
+REQUEUE_SIGNAL = signal.SIGUSR2
+STOP_SIGNALS = (signal.SIGUSR2, signal.SIGTERM)
+
+_received: list[int] = []
+_submitit_handlers: dict[int, Callable | int | None] = {}
+
+
+def install() -> None:
+    """Take over the stop signals in this (main-thread) job process, remembering submitit's handlers."""
+    for sig in STOP_SIGNALS:
+        _submitit_handlers[sig] = signal.getsignal(sig)
+        signal.signal(sig, _record)
+
+
+def _record(signum, frame) -> None:
+    _received.append(signum)
+
+
+def installed() -> bool:
+    return bool(_submitit_handlers)
+
+
+def stop_requested() -> bool:
+    return bool(_received)
+
+
+def hand_over() -> None:
+    """After the checkpoint is saved: requeue through submitit, or exit so SLURM can requeue.
+
+    Rank 0 never returns from here: submitit requeues and exits (SIGUSR2), or the process exits
+    without a result so the launcher does not mistake the stopped run for a finished one.
+    """
+    handler = _submitit_handlers.get(REQUEUE_SIGNAL)
+    if REQUEUE_SIGNAL in _received and callable(handler):
+        handler(REQUEUE_SIGNAL, None)  # submitit: checkpoint() + scontrol requeue + sys.exit on rank 0
+    sys.exit(-1)
+
+
+class StopOnSignal(TrainerCallback):
+    """At the end of a step after a stop signal: save a checkpoint and stop training, on every rank together."""
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if not installed():
+            return
+        stop = stop_requested()
+        if args.world_size > 1:
+            import torch
+            import torch.distributed as dist
+
+            flag = torch.tensor([1.0 if stop else 0.0], device=args.device)
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            stop = bool(flag.item())
+        if stop:
+            control.should_save = True
+            control.should_training_stop = True

@@ -1,0 +1,102 @@
+"""Sweeps on a real single-node SLURM cluster (scripts/local-slurm): arrays, per-job resources,
+two-rank jobs, preemption with resume, failure isolation, refusal before queueing."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, launch
+
+pytestmark = [pytest.mark.slurm, pytest.mark.slow]
+
+TINY = ["launcher=slurm", "model=tiny", "eval.every_steps=0", "eval.num_prompts=4", "eval.pass_k=0"]
+
+
+def read_json(path: Path):
+    return json.loads(path.read_text())
+
+
+def train_steps(run_dir: Path) -> list[int]:
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    return [r["train/global_step"] for r in map(json.loads, lines) if "train/reward" in r]
+
+
+def test_three_job_sweep_runs_as_one_array(slurm_cluster, tmp_path):
+    out = launch("-m", *TINY, "seed=0,1,2", "train.max_steps=5", f"hydra.sweep.dir={tmp_path}", timeout=900)
+    assert out.returncode == 0, out.stderr[-4000:]
+    outcomes = read_json(tmp_path / "sweep_summary.json")
+    assert [(o["state"], o["run_status"]) for o in outcomes] == [("COMPLETED", "finished")] * 3
+    assert len({o["scheduler_id"].split("_")[0] for o in outcomes}) == 1  # one job array
+    for num in range(3):
+        summary = read_json(tmp_path / str(num) / "summary.json")
+        assert summary["global_step"] == 5 and summary["axes"]["seed"] == num
+        assert summary["wandb"]["mode"] == "offline"
+
+
+def test_two_rank_job_trains_as_one_world(slurm_cluster, tmp_path):
+    out = launch("-m", *TINY, "model.resources.ranks=2", "model.resources.cpus=2", "train.max_steps=4",
+                 "logger=none", f"hydra.sweep.dir={tmp_path}", timeout=900)
+    assert out.returncode == 0, out.stderr[-4000:]
+    summary = read_json(tmp_path / "0" / "summary.json")
+    assert summary["status"] == "finished" and summary["world_size"] == 2 and summary["global_step"] == 4
+    assert train_steps(tmp_path / "0") == [1, 2, 3, 4]  # one step count, logged once (rank 0)
+    (job_dir,) = [p for p in (tmp_path / ".submitit").iterdir() if p.is_dir()]
+    assert sorted(p.name.split("_")[-2] for p in job_dir.glob("*_log.out")) == ["0", "1"]  # two SLURM tasks
+
+
+def test_warning_signal_saves_requeues_and_resumes(slurm_cluster, tmp_path):
+    sweep = tmp_path / "sweep"
+    cmd = [sys.executable, str(REPO / "launch.py"), "-m", *TINY, "train.max_steps=20", "train.save_steps=1000",
+           f"hydra.sweep.dir={sweep}"]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        metrics = sweep / "0" / "metrics.jsonl"
+        deadline = time.time() + 300
+        while not (metrics.exists() and len(train_steps(sweep / "0")) >= 5):
+            assert proc.poll() is None and time.time() < deadline, "job did not start training"
+            time.sleep(0.5)
+        (job_dir,) = [p for p in (sweep / ".submitit").iterdir() if p.is_dir()]
+        job_id = job_dir.name
+        # SLURM's time-limit warning; the requeued job waits cred_expire (10 s on the local cluster).
+        subprocess.run(["scancel", "--signal=USR2", job_id], check=True, env=os.environ)
+        output, _ = proc.communicate(timeout=600)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, output[-4000:]
+    summary = read_json(sweep / "0" / "summary.json")
+    assert summary["status"] == "finished" and summary["global_step"] == 20
+    stopped_at = int(summary["resumed_from"].rsplit("-", 1)[1])
+    assert 5 <= stopped_at < 20  # the checkpoint the signal made, not a scheduled one
+    assert train_steps(sweep / "0") == list(range(1, 21))  # continuous, nothing logged twice
+    assert summary["wandb"]["id"] == (sweep / "0" / "run_id").read_text().strip()
+    assert len(list((sweep / "0" / "wandb").glob("offline-run-*"))) == 2  # the same W&B run, resumed
+
+
+def test_failing_job_does_not_stop_the_others(slurm_cluster, tmp_path):
+    conf = tmp_path / "conf" / "task"
+    conf.mkdir(parents=True)
+    (conf / "crashy.yaml").write_text("defaults:\n  - countdown\n  - _self_\nrewards:\n  tests.helpers.failing_reward: 1.0\n")
+    sweep = tmp_path / "sweep"
+    out = launch("-m", "--config-dir", str(tmp_path / "conf"), *TINY, "task=countdown,crashy,countdown",
+                 "train.max_steps=3", "logger=none", f"hydra.sweep.dir={sweep}", timeout=900)
+    assert out.returncode != 0
+    outcomes = read_json(sweep / "sweep_summary.json")
+    assert [(o["state"], o["run_status"]) for o in outcomes] == [
+        ("COMPLETED", "finished"), ("FAILED", "crashed"), ("COMPLETED", "finished")]
+    assert "sweep summary:" in out.stdout
+
+
+def test_request_no_partition_can_meet_is_refused_before_queueing(slurm_cluster, tmp_path):
+    out = launch("-m", "launcher=slurm", "model=tiny,qwen2.5-7b", "rollout=hf", "dist=single",
+                 f"hydra.sweep.dir={tmp_path}")
+    assert out.returncode != 0
+    assert "1 of 2 jobs cannot run; nothing was submitted" in out.stderr
+    assert "4 GPUs > 2 per node" in out.stderr and "no partition of this cluster can run it" in out.stderr
+    assert not (tmp_path / ".submitit").exists()
