@@ -56,19 +56,21 @@ class RunIdentity:
 
     @classmethod
     def for_run(cls, cfg: DictConfig, output_dir: Path, sweep_dir: str | None) -> RunIdentity:
-        """Name from the axes; group from the sweep (or the axes without seed, so seeds aggregate).
+        """Name: `run_name` (a sweep sets it to what differs between its jobs), else the axes. Group: the
+        sweep (or the axes without seed, so seeds aggregate).
 
         The W&B run id is stored in the output dir on first start, so a resumed run continues the
         same W&B run instead of starting a new one.
         """
         run_axes = axes(cfg)
-        name = "-".join(f"{k}{_short(v)}" if k in ("lr", "beta", "seed") else _short(v) for k, v in run_axes.items())
+        axes_name = "-".join(f"{k}{_short(v)}" if k in ("lr", "beta", "seed") else _short(v) for k, v in run_axes.items())
+        name = cfg.get("run_name") or axes_name
         group = cfg.logger.get("group")
         if not group:
             if sweep_dir:
                 group = "sweep-" + Path(sweep_dir).resolve().as_posix().strip("/").replace("/", "-")[-100:]
             else:
-                group = name.rsplit("-seed", 1)[0]
+                group = axes_name.rsplit("-seed", 1)[0]
         id_file = output_dir / RUN_ID_FILE
         if id_file.exists():
             run_id = id_file.read_text().strip()

@@ -132,16 +132,11 @@ def train(cfg: DictConfig, output_dir: Path, identity: tracking.RunIdentity) -> 
     _single_process_distributed_env(cfg)
     import torch
     from transformers import AutoTokenizer, set_seed
-    from transformers.trainer_utils import get_last_checkpoint
 
     from r1lab.algos import algorithm_module
     from r1lab.data import prepare_splits
-    from r1lab.evaluation import HeldOutSpec
-    from r1lab.launching.preemption import StopOnSignal, stop_requested
-    from r1lab.metrics_callback import MetricsJsonlCallback
-    from r1lab.samples import CompletionSamples
-    from r1lab.tasks import resolve_reward, task_module
-    from r1lab.trl_args import trainer_kwargs, vllm_serve_command
+    from r1lab.launching.vllm_server import vllm_server
+    from r1lab.trl_args import trainer_kwargs
 
     set_seed(int(cfg.seed))
     model_path = resolve_model_path(cfg)
@@ -162,9 +157,21 @@ def train(cfg: DictConfig, output_dir: Path, identity: tracking.RunIdentity) -> 
         reward_weights=[float(w) for w in rewards.values()],
         algo_fields=algo.config_fields(cfg.algo),
     ), use_cpu=not torch.cuda.is_available())  # on CPU, several ranks form one gloo world only with use_cpu
-    if args.use_vllm and args.vllm_mode == "server":
-        log.info("rollout=vllm_server: the trainer connects to a server started with: %s",
-                 " ".join(vllm_serve_command(cfg, model_path)))
+    with vllm_server(cfg, model_path, output_dir):
+        return _train_and_evaluate(cfg, algo, args, model_path, tokenizer, train_split, test_split, output_dir)
+
+
+def _train_and_evaluate(cfg, algo, args, model_path, tokenizer, train_split, test_split, output_dir):
+    """The algorithm's trainer on the prepared data: train (resuming if possible), then the final evaluation."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    from r1lab.evaluation import HeldOutSpec
+    from r1lab.launching.preemption import StopOnSignal, stop_requested
+    from r1lab.metrics_callback import MetricsJsonlCallback
+    from r1lab.samples import CompletionSamples
+    from r1lab.tasks import resolve_reward, task_module
+
+    rewards = dict(cfg.task.rewards)
     trainer = algo.Trainer(
         model=model_path,
         reward_funcs=[resolve_reward(cfg.task.name, name) for name in rewards],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -50,6 +51,10 @@ def test_every_sweep_dry_runs_at_full_size(tmp_path, sweep, axis, expected):
 def test_sweep_shrinks_to_the_tiny_model_with_one_override(tmp_path):
     jobs = dry_run(tmp_path, "+sweeps=lr_beta", "+shrink=tiny")
     assert len(jobs) == 4
+    # W&B run names say what differs between the jobs of the sweep.
+    assert [job["run_name"] for job in jobs] == [
+        "algo.lr=1e-06,algo.beta=0.04", "algo.lr=1e-06,algo.beta=0.001",
+        "algo.lr=5e-07,algo.beta=0.04", "algo.lr=5e-07,algo.beta=0.001"]
     assert {job["model"]["size"] for job in jobs} == {"tiny"}
     assert {job["rollout"]["engine"] for job in jobs} == {"hf"} and not any(job["train"]["bf16"] for job in jobs)
 
@@ -105,3 +110,31 @@ def test_local_sweep_isolates_a_failing_job_and_summarises(tmp_path):
         (0, "COMPLETED", "finished"), (1, "FAILED", "crashed"), (2, "COMPLETED", "finished")]
     assert "deliberate failure" in outcomes[1]["error"]
     assert "2 of 3 jobs finished" in (sweep / "sweep_summary.md").read_text()
+
+
+def test_vllm_server_runs_on_the_gpus_after_the_training_ranks(tmp_path, monkeypatch):
+    from r1lab.launching.vllm_server import server_devices, vllm_server
+    from tests.conftest import compose
+
+    assert server_devices(["0", "1", "2", "3"], ranks=2, tensor_parallel=2) == ["2", "3"]
+    with pytest.raises(RuntimeError, match="needs 2 GPU\\(s\\) for training ranks and 1 for the server"):
+        server_devices(["0", "1"], ranks=2, tensor_parallel=1)
+
+    cfg = compose("model=qwen2.5-3b", "rollout=vllm_server")  # 2 training ranks + 1 server GPU
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,5,6")
+    monkeypatch.delenv("LOCAL_RANK", raising=False)
+    seen = tmp_path / "devices"
+    stand_in = ["sh", "-c", f'echo "$CUDA_VISIBLE_DEVICES" > {seen}; exec sleep 60']
+    with vllm_server(cfg, "Qwen/Qwen2.5-3B", tmp_path, command=lambda cfg, model: stand_in) as server:
+        deadline = time.time() + 10
+        while not seen.exists() and time.time() < deadline:
+            time.sleep(0.05)
+        assert server.poll() is None
+    assert seen.read_text().strip() == "6"
+    assert server.poll() is not None  # stopped with the block
+
+    monkeypatch.setenv("LOCAL_RANK", "1")  # other ranks start nothing
+    with vllm_server(cfg, "Qwen/Qwen2.5-3B", tmp_path, command=lambda cfg, model: stand_in) as server:
+        assert server is None
+    with vllm_server(compose("rollout=vllm_server", "rollout.start_server=false"), "m", tmp_path) as server:
+        assert server is None

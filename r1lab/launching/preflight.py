@@ -144,7 +144,20 @@ def plan(hydra_context, primary: DictConfig, job_overrides, initial_job_idx: int
         job.gpu_hours = estimated_gpu_hours(task_cfg)
         if capacity_check is not None and (refusal := capacity_check(job.resources)):
             job.problems.append(f"resources: {refusal}")
+    name_by_what_varies(jobs)
     return jobs
+
+
+def name_by_what_varies(jobs: list[PlannedJob]) -> None:
+    """Set each job's `run_name` (unless the user set one) to the overrides that differ between the jobs,
+    e.g. `algo.lr=5e-07,seed=1`: within the sweep's W&B group that is all a name needs to say."""
+    overrides = [dict(o.split("=", 1) for o in filter_overrides(job.overrides) if "=" in o) for job in jobs]
+    keys = list(dict.fromkeys(k for job_overrides in overrides for k in job_overrides))
+    varying = [k for k in keys if len({job_overrides.get(k) for job_overrides in overrides}) > 1]
+    for job, job_overrides in zip(jobs, overrides):
+        if job.config is not None and varying and job.config.get("run_name") is None:
+            with open_dict(job.config):
+                job.config.run_name = ",".join(f"{k}={job_overrides.get(k, '-')}" for k in varying)
 
 
 def job_table(jobs: list[PlannedJob]) -> str:

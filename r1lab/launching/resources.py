@@ -28,16 +28,16 @@ class JobResources:
 
 
 def resources_for(cfg: DictConfig) -> JobResources:
-    """The request of one run: its model's resources, plus a GPU for a vLLM server when rollout=vllm_server.
-
-    Training ranks are SLURM tasks (one per GPU); the vLLM server, when used, runs beside
-    rank 0 on the extra GPU.
+    """The request of one run: its model's resources, plus the GPUs of the vLLM server the job starts
+    (rollout=vllm_server, `tensor_parallel_size` of them). Training ranks are SLURM tasks, one per GPU.
     """
     res = cfg.model.resources
     tasks = max(1, int(res.ranks))
-    extra_gpu = 1 if cfg.rollout.engine == "vllm" and cfg.rollout.mode == "server" else 0
+    from r1lab.launching.vllm_server import starts_server
+
+    server_gpus = int(cfg.rollout.tensor_parallel_size) if starts_server(cfg) else 0
     return JobResources(
-        gpus=int(res.gpus) + extra_gpu,
+        gpus=int(res.gpus) + server_gpus,
         tasks=tasks,
         cpus_per_task=max(1, int(res.cpus) // tasks),
         mem_gb=int(res.mem_gb),
