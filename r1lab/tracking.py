@@ -138,6 +138,20 @@ def start_wandb(cfg: DictConfig, identity: RunIdentity, output_dir: Path, config
     )
 
 
+def detach_wandb(trainer) -> None:
+    """Stop every W&B call of `trainer` (HF's WandbCallback and TRL's direct logging); metrics.jsonl goes on.
+
+    Called from a SIGTERM handler: the same SIGTERM stops W&B's service process, after which each
+    `wandb.log` raises, which would crash the step whose checkpoint the job is about to save. TRL reads
+    `args.report_to` at every call, so removing "wandb" from that list is enough for it.
+    """
+    if "wandb" in trainer.args.report_to:
+        trainer.args.report_to.remove("wandb")
+    for callback in trainer.callback_handler.callbacks:
+        if type(callback).__name__ == "WandbCallback":
+            callback._wandb = None
+
+
 def run_config(cfg: DictConfig, identity: RunIdentity) -> dict[str, Any]:
     """The resolved config plus identifiers: what W&B's config and summary.json record."""
     return {

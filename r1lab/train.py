@@ -64,8 +64,6 @@ def run_job(cfg: DictConfig) -> dict[str, Any]:
         if result.pop("stopped_by_signal", False):
             # SLURM's time-limit warning or a preemption: a checkpoint was saved at the last step.
             status = "preempted"
-            if wandb_run is not None:
-                wandb_run.mark_preempting()
         else:
             status, exit_code = "finished", 0
         return result
@@ -81,13 +79,26 @@ def run_job(cfg: DictConfig) -> dict[str, Any]:
             path = tracking.write_summary(output_dir, summary)
             log.info("summary: %s", path)
         if wandb_run is not None:
-            wandb_run.finish(exit_code=exit_code)
+            close_wandb(wandb_run, status, exit_code)
         if _is_main_process():
             print(f"r1lab: run {status}; outputs in {output_dir}", flush=True)
         if status == "preempted":
             from r1lab.launching import preemption
 
             preemption.hand_over()  # requeues through submitit; does not return
+
+
+def close_wandb(wandb_run, status: str, exit_code: int) -> None:
+    """Finish the W&B run; a preempted one is marked so, and may have lost its service to SLURM's SIGTERM
+    (the requeued job resumes the same run id either way)."""
+    if status != "preempted":
+        wandb_run.finish(exit_code=exit_code)
+        return
+    try:
+        wandb_run.mark_preempting()
+        wandb_run.finish(exit_code=exit_code)
+    except Exception as error:  # noqa: BLE001 - any failure of a dead service; the run resumes later
+        log.warning("W&B could not close the preempted run (%s); the requeued job resumes it", error)
 
 
 def resolve_model_path(cfg: DictConfig) -> str:
@@ -166,7 +177,7 @@ def _train_and_evaluate(cfg, algo, args, model_path, tokenizer, train_split, tes
     from transformers.trainer_utils import get_last_checkpoint
 
     from r1lab.evaluation import HeldOutSpec
-    from r1lab.launching.preemption import StopOnSignal, stop_requested
+    from r1lab.launching.preemption import StopOnSignal, on_terminate, stop_requested
     from r1lab.metrics_callback import MetricsJsonlCallback
     from r1lab.samples import CompletionSamples
     from r1lab.tasks import resolve_reward, task_module
@@ -181,6 +192,7 @@ def _train_and_evaluate(cfg, algo, args, model_path, tokenizer, train_split, tes
         processing_class=tokenizer,
         callbacks=[MetricsJsonlCallback(output_dir / tracking.METRICS_FILE), StopOnSignal()],
     )
+    on_terminate(lambda: tracking.detach_wandb(trainer))
     trainer.held_out = HeldOutSpec(
         task=task_module(cfg.task.name),
         num_prompts=cfg.eval.num_prompts,

@@ -51,8 +51,8 @@ def test_two_rank_job_trains_as_one_world(slurm_cluster, tmp_path):
     assert sorted(p.name.split("_")[-2] for p in job_dir.glob("*_log.out")) == ["0", "1"]  # two SLURM tasks
 
 
-def test_warning_signal_saves_requeues_and_resumes(slurm_cluster, tmp_path):
-    sweep = tmp_path / "sweep"
+def interrupt_mid_run(sweep: Path, interrupt: list[str]) -> tuple[int, str]:
+    """Run a 20-step tiny job, send `interrupt + [job id]` after step 5, wait for the sweep to end."""
     cmd = [sys.executable, str(REPO / "launch.py"), "-m", *TINY, "train.max_steps=20", "train.save_steps=1000",
            f"hydra.sweep.dir={sweep}"]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -63,13 +63,18 @@ def test_warning_signal_saves_requeues_and_resumes(slurm_cluster, tmp_path):
             assert proc.poll() is None and time.time() < deadline, "job did not start training"
             time.sleep(0.5)
         (job_dir,) = [p for p in (sweep / ".submitit").iterdir() if p.is_dir()]
-        job_id = job_dir.name
-        # SLURM's time-limit warning; the requeued job waits cred_expire (10 s on the local cluster).
-        subprocess.run(["scancel", "--signal=USR2", job_id], check=True, env=os.environ)
+        subprocess.run([*interrupt, job_dir.name], check=True, env=os.environ)
         output, _ = proc.communicate(timeout=600)
     finally:
         proc.kill()
-    assert proc.returncode == 0, output[-4000:]
+    return proc.returncode, output
+
+
+def test_warning_signal_saves_requeues_and_resumes(slurm_cluster, tmp_path):
+    sweep = tmp_path / "sweep"
+    # SLURM's time-limit warning; the requeued job waits cred_expire (10 s on the local cluster).
+    returncode, output = interrupt_mid_run(sweep, ["scancel", "--signal=USR2"])
+    assert returncode == 0, output[-4000:]
     summary = read_json(sweep / "0" / "summary.json")
     assert summary["status"] == "finished" and summary["global_step"] == 20
     stopped_at = int(summary["resumed_from"].rsplit("-", 1)[1])
@@ -77,6 +82,17 @@ def test_warning_signal_saves_requeues_and_resumes(slurm_cluster, tmp_path):
     assert train_steps(sweep / "0") == list(range(1, 21))  # continuous, nothing logged twice
     assert summary["wandb"]["id"] == (sweep / "0" / "run_id").read_text().strip()
     assert len(list((sweep / "0" / "wandb").glob("offline-run-*"))) == 2  # the same W&B run, resumed
+
+
+def test_requeue_by_slurm_saves_at_sigterm_and_resumes(slurm_cluster, tmp_path):
+    # What a preemption with PreemptMode=REQUEUE does: SIGTERM, KillWait (5 s here), requeue by SLURM itself.
+    sweep = tmp_path / "sweep"
+    returncode, output = interrupt_mid_run(sweep, ["scontrol", "requeue"])
+    assert returncode == 0, output[-4000:]
+    summary = read_json(sweep / "0" / "summary.json")
+    assert summary["status"] == "finished" and summary["global_step"] == 20
+    assert 5 <= int(summary["resumed_from"].rsplit("-", 1)[1]) < 20  # saved at the end of the step SIGTERM hit
+    assert train_steps(sweep / "0") == list(range(1, 21))
 
 
 def test_failing_job_does_not_stop_the_others(slurm_cluster, tmp_path):

@@ -23,6 +23,7 @@ STOP_SIGNALS = (signal.SIGUSR2, signal.SIGTERM)
 
 _received: list[int] = []
 _submitit_handlers: dict[int, Callable | int | None] = {}
+_on_terminate: list[Callable[[], None]] = []
 
 
 def install() -> None:
@@ -34,6 +35,18 @@ def install() -> None:
 
 def _record(signum, frame) -> None:
     _received.append(signum)
+    if signum == signal.SIGTERM:
+        for hook in _on_terminate:
+            hook()
+
+
+def on_terminate(hook: Callable[[], None]) -> None:
+    """Run `hook` (quick, signal-safe) as soon as SIGTERM arrives.
+
+    SLURM sends SIGTERM to every process of the job (preemption, `scontrol requeue`), helpers such as
+    W&B's service process included, so what depends on them must let go before the step ends.
+    """
+    _on_terminate.append(hook)
 
 
 def installed() -> bool:
