@@ -70,16 +70,20 @@ def interrupt_mid_run(sweep: Path, interrupt: list[str]) -> tuple[int, str]:
     return proc.returncode, output
 
 
-def test_warning_signal_saves_requeues_and_resumes(slurm_cluster, tmp_path):
-    sweep = tmp_path / "sweep"
-    # SLURM's time-limit warning; the requeued job waits cred_expire (10 s on the local cluster).
-    returncode, output = interrupt_mid_run(sweep, ["scancel", "--signal=USR2"])
+def assert_resumed_to_the_end(sweep: Path, returncode: int, output: str) -> dict:
+    """The interrupted run finished all 20 steps, resumed from the checkpoint its stop made, no step twice."""
     assert returncode == 0, output[-4000:]
     summary = read_json(sweep / "0" / "summary.json")
     assert summary["status"] == "finished" and summary["global_step"] == 20
-    stopped_at = int(summary["resumed_from"].rsplit("-", 1)[1])
-    assert 5 <= stopped_at < 20  # the checkpoint the signal made, not a scheduled one
+    assert 5 <= int(summary["resumed_from"].rsplit("-", 1)[1]) < 20  # saved at the stop, not a scheduled save
     assert train_steps(sweep / "0") == list(range(1, 21))  # continuous, nothing logged twice
+    return summary
+
+
+def test_warning_signal_saves_requeues_and_resumes(slurm_cluster, tmp_path):
+    sweep = tmp_path / "sweep"
+    # SLURM's time-limit warning; the requeued job waits cred_expire (10 s on the local cluster).
+    summary = assert_resumed_to_the_end(sweep, *interrupt_mid_run(sweep, ["scancel", "--signal=USR2"]))
     assert summary["wandb"]["id"] == (sweep / "0" / "run_id").read_text().strip()
     assert len(list((sweep / "0" / "wandb").glob("offline-run-*"))) == 2  # the same W&B run, resumed
 
@@ -87,12 +91,7 @@ def test_warning_signal_saves_requeues_and_resumes(slurm_cluster, tmp_path):
 def test_requeue_by_slurm_saves_at_sigterm_and_resumes(slurm_cluster, tmp_path):
     # What a preemption with PreemptMode=REQUEUE does: SIGTERM, KillWait (5 s here), requeue by SLURM itself.
     sweep = tmp_path / "sweep"
-    returncode, output = interrupt_mid_run(sweep, ["scontrol", "requeue"])
-    assert returncode == 0, output[-4000:]
-    summary = read_json(sweep / "0" / "summary.json")
-    assert summary["status"] == "finished" and summary["global_step"] == 20
-    assert 5 <= int(summary["resumed_from"].rsplit("-", 1)[1]) < 20  # saved at the end of the step SIGTERM hit
-    assert train_steps(sweep / "0") == list(range(1, 21))
+    assert_resumed_to_the_end(sweep, *interrupt_mid_run(sweep, ["scontrol", "requeue"]))
 
 
 def test_failing_job_does_not_stop_the_others(slurm_cluster, tmp_path):
