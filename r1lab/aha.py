@@ -22,7 +22,7 @@ about 0.1 s on one CPU core.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from types import ModuleType
 from typing import Any
 
@@ -95,28 +95,38 @@ def _normalized(text: str) -> str:
     return text.lower().replace("\u2019", "'")
 
 
-def candidate_equations(text: str) -> list[str]:
-    """The distinct candidate equations in ``text``, spaces removed, in order of first appearance.
+def expression_spans(text: str) -> Iterator[tuple[int, int]]:
+    """(start, end) of every maximal arithmetic expression of two or more numbers in ``text``, in order.
 
-    A candidate is a maximal arithmetic expression of at least two numbers joined by + - * / × ÷, with
-    brackets around numbers allowed, that does not continue an equation (is not right after ``=``, ``→``
-    or ``≈``). So ``55 + 39 - 16 = 84 - 16 = 68`` is one candidate (``55+39-16``); a bullet dash before a
-    line ("- 21 - 5 - 40") is not part of it; an equation restated later ("So, the equation is
-    55 - 16 + 39 = 78") is not counted again. Expressions in words ("subtract 66 from 80") are not seen.
+    Numbers joined by + - * / × ÷ −, with brackets hugging the numbers; the span takes in the opening
+    brackets before the first number and a ``-`` sign right before them ("= -38 + 34"), not a bullet dash
+    ("- 21 - 5 - 40" starts at 21). Linear in the text (see the module docstring).
     """
-    seen: dict[str, None] = {}
     for match in _EXPRESSION.finditer(text):
         start = match.start()
         while start > 0 and text[start - 1] == "(":
             start -= 1
         if start > 0 and text[start - 1] == "-":  # a sign, as in "= -38 + 34"; "- 21" is a bullet
             start -= 1
+        yield start, match.end()
+
+
+def candidate_equations(text: str) -> list[str]:
+    """The distinct candidate equations in ``text``, spaces removed, in order of first appearance.
+
+    A candidate is an expression of ``expression_spans`` that does not continue an equation (is not right
+    after ``=``, ``→`` or ``≈``). So ``55 + 39 - 16 = 84 - 16 = 68`` is one candidate (``55+39-16``); a bullet
+    dash before a line ("- 21 - 5 - 40") is not part of it; an equation restated later ("So, the equation is
+    55 - 16 + 39 = 78") is not counted again. Expressions in words ("subtract 66 from 80") are not seen.
+    """
+    seen: dict[str, None] = {}
+    for start, end in expression_spans(text):
         before = start
         while before > 0 and text[before - 1] in " \t":
             before -= 1
         if before > 0 and text[before - 1] in _CHAIN:
             continue
-        seen.setdefault(text[start : match.end()].replace(" ", ""), None)
+        seen.setdefault(text[start:end].replace(" ", ""), None)
     return list(seen)
 
 

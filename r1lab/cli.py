@@ -1,7 +1,7 @@
-"""The `r1lab` command: tools around runs (`r1lab compare ...`); training itself is `python launch.py`.
+"""The `r1lab` command: tools around runs (`r1lab compare ...`, `r1lab puzzles ...`); training itself is `python launch.py`.
 
 Each subcommand is a parser built in `main` and a function taking the parsed arguments and returning
-the exit code; its logic lives in its own module (compare: r1lab/compare.py).
+the exit code; its logic lives in its own module (compare: r1lab/compare.py; puzzles: r1lab/tasks/countdown.py).
 """
 
 from __future__ import annotations
@@ -40,6 +40,30 @@ def _compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _puzzles(args: argparse.Namespace) -> int:
+    from hydra import compose, initialize_config_dir
+
+    from r1lab.tasks import countdown
+
+    generator_keys = ("min_count", "max_count", "min_number", "max_number", "min_target", "max_target", "target")
+    # A bare generator field (max_number=15) is short for task.generator.max_number=15.
+    overrides = [f"task.generator.{o}" if o.split("=", 1)[0] in generator_keys else o for o in args.overrides]
+    conf = Path(__file__).resolve().parent.parent / "conf"
+    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=overrides)
+    if cfg.task.name != "countdown":
+        print(f"r1lab puzzles: writes countdown puzzles; the config's task is {cfg.task.name!r}", file=sys.stderr)
+        return 2
+    problems = countdown.config_problems({"generator": cfg.task.generator})
+    if problems or args.n < 1:
+        print("r1lab puzzles: " + "; ".join(problems or [f"--n must be at least 1, got {args.n}"]), file=sys.stderr)
+        return 2
+    rows = countdown.generate_tasks(cfg.task.generator, args.n, args.seed)
+    countdown.write_puzzle_file(args.out, rows)
+    print(f"wrote {len(rows)} puzzles to {args.out} (seed {args.seed}, generator {dict(cfg.task.generator)})")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="r1lab", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -57,6 +81,21 @@ def main(argv: list[str] | None = None) -> int:
     compare.add_argument("--project", metavar="ENTITY/PROJECT",
                          help="read SOURCE as a W&B group name in this project")
     compare.set_defaults(run=_compare)
+
+    puzzles = commands.add_parser(
+        "puzzles",
+        help="write a held-out file of countdown puzzles for task.test_path",
+        description="N distinct puzzles from the countdown generator, one JSON object {\"nums\": [...], \"target\": N} "
+        "per line, for `python launch.py task.test_path=FILE`. The generator is the one `python launch.py "
+        "OVERRIDES` would use; a bare generator field (max_number=15, target=uniform_reachable) is short for "
+        "task.generator.FIELD=VALUE.",
+    )
+    puzzles.add_argument("--out", metavar="FILE", type=Path, required=True, help="the JSONL file to write")
+    puzzles.add_argument("--n", type=int, required=True, help="how many distinct puzzles")
+    puzzles.add_argument("--seed", type=int, required=True, help="generator seed (use another than the runs')")
+    puzzles.add_argument("overrides", nargs="*", metavar="OVERRIDE",
+                         help="config overrides: experiment=NAME, task.generator.FIELD=VALUE or FIELD=VALUE")
+    puzzles.set_defaults(run=_puzzles)
 
     args = parser.parse_args(argv)
     return args.run(args)

@@ -59,3 +59,37 @@ def prepare_splits(cfg, tokenizer):
             )
         splits.append(kept.remove_columns("prompt_tokens"))
     return splits[0], splits[1]
+
+
+def held_out_rows(cfg) -> int | None:
+    """How many test rows the held-out evaluation scores: every puzzle of `task.test_path`, else `eval.num_prompts`."""
+    return None if cfg.task.get("test_path") else cfg.eval.num_prompts
+
+
+def record_splits(cfg, train, test, directory) -> dict | None:
+    """Write the run's exact data to `directory` and return the held-out baselines (None if the task has none).
+
+    `train.jsonl` and `test.jsonl` hold the task columns of every row (no rendered prompt), so a saved
+    `test.jsonl` can be given back as `task.test_path`; `baselines.json` holds the task's exact baselines
+    (e.g. countdown's, r1lab.tasks.countdown_targets.baselines) on the rows the evaluation scores.
+    """
+    import json
+    from pathlib import Path
+
+    from r1lab.tasks import task_module
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, split in (("train", train), ("test", test)):
+        columns = [c for c in split.column_names if c != "prompt"]
+        split.select_columns(columns).to_json(directory / f"{name}.jsonl", lines=True)
+    task = task_module(cfg.task.name)
+    if not hasattr(task, "baselines"):
+        return None
+    limit = held_out_rows(cfg)
+    scored = test if limit is None else test.select(range(min(int(limit), len(test))))
+    baselines = task.baselines(cfg.task, [{k: v for k, v in row.items() if k != "prompt"} for row in scored])
+    if baselines is not None:
+        (directory / "baselines.json").write_text(json.dumps(baselines, indent=2, sort_keys=True) + "\n")
+        log.info("held-out baselines (%d puzzles): %s", len(scored), baselines)
+    return baselines

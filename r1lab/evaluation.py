@@ -1,10 +1,17 @@
-"""Held-out evaluation with greedy decoding: the accuracy curve every ablation is compared on.
+"""Held-out evaluation with greedy decoding: the accuracy curve every ablation is compared on, and the search metrics.
 
 TRL's own eval samples `num_generations` completions per prompt at the training temperature;
 the seeds report success on held-out puzzles, so r1lab replaces `Trainer.evaluate` with greedy
 decoding on a fixed slice of the test split, scored by the task's verifiers. HF's eval schedule
 (`eval_strategy="steps"`) calls it, and it logs through the trainer like any eval, so W&B,
-metrics.jsonl and checkpoints' `trainer_state.json` all see `eval/accuracy`.
+metrics.jsonl and checkpoints' `trainer_state.json` all see `eval/accuracy`. r1lab.train also runs it
+once before the first update (HF's `eval_on_start`), so every curve has its step-0 point.
+
+Every evaluation logs, besides greedy `eval/accuracy`, `eval/format_rate` and `eval/mean_length` (tokens):
+`eval/accuracy_sampled` (one completion per prompt sampled as in training: a pre-RL base's greedy
+decoding often loops) and the search metrics of the greedy completions (r1lab/search_metrics.py:
+`eval/think_tokens`, `eval/candidates_tried`, `eval/think_value_correct_rate`,
+`eval/think_has_solution_rate`, `eval/answer_is_sum_rate`).
 
 The final evaluation (`evaluate(pass_k=k)`, called once by r1lab.train after training) also samples k
 completions per held-out prompt at the training temperature and logs `eval/pass@1` and `eval/pass@k`
@@ -20,6 +27,8 @@ from types import ModuleType
 import torch
 from accelerate.utils import gather_object
 from trl.models.utils import unwrap_model_for_generation
+
+from r1lab.search_metrics import search_metrics
 
 
 @dataclass
@@ -61,15 +70,20 @@ class HeldOutEvaluation:
     def evaluate(
         self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval", pass_k: int = 0
     ) -> dict[str, float]:
-        """Greedy accuracy, format rate and mean length; with ``pass_k`` > 0 also pass@1 and pass@k."""
+        """Greedy accuracy, format rate, mean length and search metrics, sampled accuracy; with ``pass_k`` > 0
+        also pass@1 and pass@k."""
         dataset = eval_dataset if eval_dataset is not None else self.eval_dataset
         spec = self.held_out
         if spec.num_prompts is not None:
             dataset = dataset.select(range(min(spec.num_prompts, len(dataset))))
         rows = [dict(row) for row in dataset]
-        completions, lengths = self._held_out_completions([row["prompt"] for row in rows])
+        prompts = [row["prompt"] for row in rows]
+        completions, lengths = self._held_out_completions(prompts)
         metrics = score_completions(spec.task, completions, rows)
         metrics["mean_length"] = sum(lengths) / len(lengths)
+        metrics.update(search_metrics(completions, rows, self._token_counts))
+        sampled, _ = self._held_out_completions(prompts, samples_per_prompt=1)
+        metrics["accuracy_sampled"] = score_completions(spec.task, sampled, rows)["accuracy"]
         if pass_k > 0:
             metrics.update(self._pass_at_k(rows, pass_k))
         metrics = {f"{metric_key_prefix}_{key}": value for key, value in metrics.items()}
@@ -91,6 +105,9 @@ class HeldOutEvaluation:
         correct = task.REWARDS[task.CORRECTNESS](completions=completions, **columns)
         counts = [sum(score == 1.0 for score in correct[i * k : (i + 1) * k]) for i in range(len(rows))]
         return {f"pass@{j}": sum(pass_at_k(k, c, j) for c in counts) / len(counts) for j in sorted({1, k})}
+
+    def _token_counts(self, texts: list[str]) -> list[int]:
+        return [len(ids) for ids in self.processing_class(texts, add_special_tokens=False)["input_ids"]]
 
     def _sampling_kwargs(self) -> dict:
         """`generate` keywords that sample as TRL's training rollouts do (temperature, top-p/k, ...)."""

@@ -23,6 +23,9 @@ from omegaconf import DictConfig, OmegaConf
 METRICS_FILE = "metrics.jsonl"
 SUMMARY_FILE = "summary.json"
 RUN_ID_FILE = "run_id"
+# The exact train/test rows a run used and its held-out baselines (r1lab.data.record_splits).
+DATA_DIR = "data"
+BASELINES_FILE = "baselines.json"
 # HF's WandbCallback sends these to the run summary, not the history; r1lab does the same.
 SINGLE_VALUE_KEYS = ("train_runtime", "train_samples_per_second", "train_steps_per_second", "train_loss", "total_flos")
 
@@ -201,7 +204,24 @@ def final_metrics(records: list[dict[str, Any]]) -> dict[str, Any]:
     return latest
 
 
+def log_baselines(baselines: dict[str, float] | None) -> None:
+    """Put the held-out baselines in the W&B run's summary (`baselines/<name>`), if a run is active."""
+    import wandb
+
+    if baselines and wandb.run is not None:
+        wandb.run.summary.update({f"baselines/{name}": value for name, value in baselines.items()})
+
+
+def step0_eval(records: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The held-out metrics logged at `train/global_step` 0 (before the first update), or None."""
+    found = {k: v for r in records if r.get("train/global_step") == 0 for k, v in r.items() if k.startswith("eval/")}
+    return found or None
+
+
 def summary_record(identity: RunIdentity, output_dir: Path, status: str, wandb_run, extra: dict[str, Any]) -> dict[str, Any]:
+    """summary.json: identity, final metrics, `eval_step0` (the step-0 held-out metrics) and `baselines`."""
+    records = read_metrics(output_dir)
+    baselines = Path(output_dir) / DATA_DIR / BASELINES_FILE
     return {
         "status": status,
         "run_name": identity.name,
@@ -214,6 +234,8 @@ def summary_record(identity: RunIdentity, output_dir: Path, status: str, wandb_r
             "project": wandb_run.project, "id": wandb_run.id, "mode": os.environ.get("WANDB_MODE"),
             "dir": wandb_run.dir, "url": getattr(wandb_run, "url", None),
         },
-        **final_metrics(read_metrics(output_dir)),
+        **final_metrics(records),
+        "eval_step0": step0_eval(records),
+        "baselines": json.loads(baselines.read_text()) if baselines.exists() else None,
         **extra,
     }

@@ -142,20 +142,24 @@ def train(cfg: DictConfig, output_dir: Path, identity: tracking.RunIdentity) -> 
     _check_hardware(cfg)
     _single_process_distributed_env(cfg)
     import torch
-    from transformers import AutoTokenizer, set_seed
+    from transformers import set_seed
 
     from r1lab.algos import algorithm_module
-    from r1lab.data import prepare_splits
+    from r1lab.data import prepare_splits, record_splits
     from r1lab.launching.vllm_server import vllm_server
+    from r1lab.tokenizer_loading import load_tokenizer
     from r1lab.trl_args import trainer_kwargs
 
     set_seed(int(cfg.seed))
     model_path = resolve_model_path(cfg)
-    tokenizer = AutoTokenizer.from_pretrained(model_path, padding_side="left")
+    tokenizer = load_tokenizer(model_path, padding_side="left")
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     train_split, test_split = prepare_splits(cfg, tokenizer)
     log.info("data: %d train / %d held-out prompts (%s)", len(train_split), len(test_split), cfg.task.name)
+    if _is_main_process():
+        baselines = record_splits(cfg, train_split, test_split, output_dir / tracking.DATA_DIR)
+        tracking.log_baselines(baselines)
 
     rewards = dict(cfg.task.rewards)
     algo = algorithm_module(cfg.algo.name)
@@ -176,6 +180,7 @@ def _train_and_evaluate(cfg, algo, args, model_path, tokenizer, train_split, tes
     """The algorithm's trainer on the prepared data: train (resuming if possible), then the final evaluation."""
     from transformers.trainer_utils import get_last_checkpoint
 
+    from r1lab.data import held_out_rows
     from r1lab.evaluation import HeldOutSpec
     from r1lab.launching.preemption import StopOnSignal, on_terminate, stop_requested
     from r1lab.metrics_callback import MetricsJsonlCallback
@@ -195,7 +200,7 @@ def _train_and_evaluate(cfg, algo, args, model_path, tokenizer, train_split, tes
     on_terminate(lambda: tracking.detach_wandb(trainer))
     trainer.held_out = HeldOutSpec(
         task=task_module(cfg.task.name),
-        num_prompts=cfg.eval.num_prompts,
+        num_prompts=held_out_rows(cfg),
         batch_size=int(cfg.eval.batch_size),
         max_new_tokens=int(cfg.eval.max_new_tokens),
     )
@@ -204,6 +209,8 @@ def _train_and_evaluate(cfg, algo, args, model_path, tokenizer, train_split, tes
     checkpoint = get_last_checkpoint(str(output_dir)) if cfg.train.resume == "auto" else None
     if checkpoint:
         log.info("resuming from %s", checkpoint)
+    # The held-out evaluation before the first update: the step-0 point of every curve (a resumed run has it).
+    trainer.args.eval_on_start = checkpoint is None
     train_output = trainer.train(resume_from_checkpoint=checkpoint)
     if stop_requested() and trainer.state.global_step < trainer.state.max_steps:
         return {"stopped_by_signal": True, "global_step": trainer.state.global_step, "resumed_from": checkpoint}

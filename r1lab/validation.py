@@ -66,7 +66,7 @@ def rollout_size_problems(cfg: DictConfig) -> list[str]:
 def problems(cfg: DictConfig) -> list[str]:
     """Everything wrong with `cfg`; empty when it can run."""
     from r1lab.algos import ALGORITHMS
-    from r1lab.tasks import resolve_reward
+    from r1lab.tasks import resolve_reward, task_module
 
     found: list[str] = []
     if cfg.model.name_or_path is None and cfg.model.get("tiny") is None:
@@ -76,6 +76,10 @@ def problems(cfg: DictConfig) -> list[str]:
     if cfg.algo.name not in ALGORITHMS:
         found.append(f"algo.name {cfg.algo.name!r} is not one of {sorted(ALGORITHMS)}")
 
+    try:  # the task's own checks (countdown: target rule, task.test_path's rows)
+        found.extend(getattr(task_module(cfg.task.name), "config_problems", lambda _: [])(cfg.task))
+    except ValueError as error:
+        found.append(f"task: {error}")
     rewards = cfg.task.get("rewards") or {}
     if not rewards:
         found.append("task.rewards is empty: name at least one reward function with its weight")

@@ -10,12 +10,15 @@ and ``format_reward`` (strict think-then-answer layout).
 from __future__ import annotations
 
 import itertools
+import json
+import os
 import random
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from fractions import Fraction
+from pathlib import Path
 from typing import Any
 
-from r1lab.tasks import answer_format
+from r1lab.tasks import answer_format, countdown_targets
 from r1lab.tasks.answer_format import completion_text, format_reward, last_answer
 from r1lab.tasks.exact_arithmetic import MAX_EXPRESSION_CHARS, evaluate_tokens, tokenize
 
@@ -163,82 +166,188 @@ def _random_task(rng: random.Random, count: int, numbers: range, targets: range)
     return nums, int(value), expression
 
 
-def generate_tasks(cfg: Mapping[str, Any], count: int, seed: int) -> list[dict[str, Any]]:
-    """``count`` distinct Countdown tasks (distinct by sorted numbers + target), each with a verified solution.
+def _uniform_reachable_task(rng: random.Random, count: int, numbers: range, targets: range) -> tuple[list[int], int, str] | None:
+    """``count`` fresh numbers and a target drawn uniformly from their distinct reachable integers in range
+    (with the solver's expression), or None if they reach none."""
+    nums = [rng.choice(numbers) for _ in range(count)]
+    reachable = countdown_targets.reachable_targets(tuple(sorted(nums)), targets.start, targets.stop - 1)
+    if not reachable:
+        return None
+    target = rng.choice(reachable)
+    return nums, target, solve(nums, target)
 
-    Numbers are drawn uniformly, combined in a random binary tree with random operators, and kept if the
-    exact value is an integer in [min_target, max_target] -- so targets are reachable by construction. The
-    target distribution is that of random expressions, close to uniform (1 is about 1.5x as common as 99).
-    """
+
+_TARGET_DRAWS = {"expression_tree": _random_task, "uniform_reachable": _uniform_reachable_task}
+
+
+def _generated_stream(cfg: Mapping[str, Any], rng: random.Random) -> Iterator[dict[str, Any]]:
+    """Endless generated tasks (repeats possible), each checked against the verifier."""
     sizes = range(int(cfg["min_count"]), int(cfg["max_count"]) + 1)
     numbers = range(int(cfg["min_number"]), int(cfg["max_number"]) + 1)
     targets = range(int(cfg["min_target"]), int(cfg["max_target"]) + 1)
-    rng = random.Random(seed)
-    seen: set[tuple[tuple[int, ...], int]] = set()
-    tasks: list[dict[str, Any]] = []
-    duplicates = 0
-    while len(tasks) < count:
+    rule = cfg.get("target", "expression_tree")
+    if rule not in _TARGET_DRAWS:
+        raise ValueError(f"task.generator.target must be one of {list(_TARGET_DRAWS)}, got {rule!r}")
+    draw = _TARGET_DRAWS[rule]
+    while True:
         # The count is drawn before the retries, so 3- and 4-number tasks stay equally common.
         size = rng.choice(sizes)
         for _ in range(_MAX_ATTEMPTS_PER_TASK):
-            drawn = _random_task(rng, size, numbers, targets)
+            drawn = draw(rng, size, numbers, targets)
             if drawn is not None:
                 break
         else:
             raise ValueError(f"countdown generator found no target in range for {size} numbers with {dict(cfg)}")
         nums, target, expression = drawn
-        key = (tuple(sorted(nums)), target)
-        if key in seen:
-            duplicates += 1
-            if duplicates > 10 * count + 1000:
-                raise ValueError(f"only {len(tasks)} distinct countdown tasks exist for {dict(cfg)}; {count} requested")
-            continue
         if not is_correct_equation(expression, nums, target):
             raise AssertionError(f"generator and verifier disagree on {expression} = {target}")
-        seen.add(key)
-        tasks.append({"nums": nums, "target": target})
-    return tasks
+        yield {"nums": nums, "target": target}
+
+
+def number_set(row: Mapping[str, Any]) -> tuple[int, ...]:
+    """A task's numbers as a sorted tuple: what the train/held-out split keeps apart."""
+    return tuple(sorted(int(n) for n in row["nums"]))
 
 
 def _key(row: Mapping[str, Any]) -> tuple[tuple[int, ...], int]:
-    return tuple(sorted(int(n) for n in row["nums"])), int(row["target"])
+    return number_set(row), int(row["target"])
 
 
-def _hub_tasks(task_cfg: Mapping[str, Any], seed: int, count: int) -> list[dict[str, Any]]:
-    """The first ``count`` distinct tasks of the shuffled Hub dataset."""
+def _take_distinct(stream: Iterator[dict[str, Any]], count: int, excluded: frozenset = frozenset(),
+                   source: str = "the generator", patience: int | None = None) -> list[dict[str, Any]]:
+    """The next ``count`` tasks of ``stream`` that are distinct (sorted nums + target) and whose number set
+    is not in ``excluded``; ValueError when the stream ends, or skips more than ``patience`` in a row."""
+    seen: set[tuple[tuple[int, ...], int]] = set()
+    tasks: list[dict[str, Any]] = []
+    skipped = 0
+    patience = 10 * count + 1000 if patience is None else patience
+    for row in stream:
+        key = _key(row)
+        if key in seen or key[0] in excluded:
+            skipped += 1
+            if skipped > patience:
+                break
+            continue
+        seen.add(key)
+        tasks.append(row)
+        if len(tasks) == count:
+            return tasks
+    held_out = f" whose numbers are not held out ({len(excluded)} number sets)" if excluded else ""
+    raise ValueError(f"only {len(tasks)} distinct countdown tasks{held_out} found in {source}; {count} requested")
+
+
+def generate_tasks(cfg: Mapping[str, Any], count: int, seed: int) -> list[dict[str, Any]]:
+    """``count`` distinct Countdown tasks (distinct by sorted numbers + target), each with a verified solution.
+
+    Numbers are drawn uniformly. The target (``cfg.target``, see r1lab.tasks.countdown_targets):
+    ``expression_tree`` (default) combines the numbers in a random binary tree with random operators and
+    keeps the exact value if it is an integer in [min_target, max_target] (close to uniform over values,
+    with extra weight on the sum of all numbers); ``uniform_reachable`` draws it uniformly from the distinct
+    integers in range that the numbers can reach. Either way every target is reachable.
+    """
+    return _take_distinct(_generated_stream(cfg, random.Random(seed)), count)
+
+
+def _hub_stream(task_cfg: Mapping[str, Any], seed: int) -> Iterator[dict[str, Any]]:
+    """The rows of the Hub dataset in a seeded shuffle."""
     import datasets
 
     shuffled = datasets.load_dataset(task_cfg["hub_id"], split="train").shuffle(seed=seed)
-    seen: set[tuple[tuple[int, ...], int]] = set()
-    tasks = []
     for batch in shuffled.select_columns(["nums", "target"]).iter(batch_size=4096):
         for nums, target in zip(batch["nums"], batch["target"], strict=True):
-            row = {"nums": [int(n) for n in nums], "target": int(target)}
-            key = _key(row)
-            if key not in seen:
-                seen.add(key)
-                tasks.append(row)
-                if len(tasks) == count:
-                    return tasks
-    raise ValueError(f"{task_cfg['hub_id']} has only {len(tasks)} distinct tasks, {count} requested")
+            yield {"nums": [int(n) for n in nums], "target": int(target)}
+
+
+# --- held-out files ----------------------------------------------------------------------------
+
+
+def read_puzzle_file(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """The rows of a JSONL file of ``{"nums": [...], "target": N}`` puzzles; ValueError naming file and line
+    for the first bad row (not JSON, other keys, non-integers, 2 to MAX_SOLVER_NUMBERS numbers, a repeat)."""
+    path = Path(path).expanduser()
+    try:
+        lines = path.read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise ValueError(f"cannot read puzzle file {path}: {error}") from error
+    rows: list[dict[str, Any]] = []
+    first_line: dict[tuple[tuple[int, ...], int], int] = {}
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        where = f"{path}, line {number}"
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{where}: not JSON ({error.msg}): {line[:80]!r}") from None
+        if not isinstance(row, dict) or set(row) != {"nums", "target"}:
+            raise ValueError(f'{where}: expected an object with exactly the keys "nums" and "target", got {line[:80]!r}')
+        nums, target = row["nums"], row["target"]
+        if not (isinstance(nums, list) and 2 <= len(nums) <= MAX_SOLVER_NUMBERS and all(_is_int(n) for n in nums)):
+            raise ValueError(f'{where}: "nums" must be a list of 2 to {MAX_SOLVER_NUMBERS} integers, got {nums!r}')
+        if not _is_int(target):
+            raise ValueError(f'{where}: "target" must be an integer, got {target!r}')
+        key = _key(row)
+        if key in first_line:
+            raise ValueError(f"{where}: repeats the puzzle of line {first_line[key]}")
+        first_line[key] = number
+        rows.append({"nums": [int(n) for n in nums], "target": int(target)})
+    if not rows:
+        raise ValueError(f"puzzle file {path} holds no puzzles")
+    return rows
+
+
+def write_puzzle_file(path: str | os.PathLike, rows: Iterable[Mapping[str, Any]]) -> None:
+    """Write ``rows`` as read_puzzle_file reads them: one ``{"nums": [...], "target": N}`` per line."""
+    lines = [json.dumps({"nums": [int(n) for n in row["nums"]], "target": int(row["target"])}) for row in rows]
+    Path(path).expanduser().write_text("".join(line + "\n" for line in lines))
+
+
+def _is_int(value: Any) -> bool:
+    # Bounded, so that no baseline or verifier multiplies numbers of unbounded size.
+    return type(value) is int and abs(value) <= 10**9
+
+
+def config_problems(task_cfg: Mapping[str, Any]) -> list[str]:
+    """What is wrong with the countdown settings, before any compute (called by r1lab.validation)."""
+    found = []
+    rule = task_cfg["generator"].get("target", "expression_tree")
+    if rule not in _TARGET_DRAWS:
+        found.append(f"task.generator.target must be one of {list(_TARGET_DRAWS)}, got {rule!r}")
+    if task_cfg.get("test_path"):
+        try:
+            read_puzzle_file(task_cfg["test_path"])
+        except ValueError as error:
+            found.append(f"task.test_path: {error}")
+    return found
+
+
+# --- splits ------------------------------------------------------------------------------------
 
 
 def load_splits(task_cfg: Mapping[str, Any], seed: int):
-    """(train, test) ``datasets.Dataset``s with columns nums, target; disjoint, deterministic in ``seed``.
+    """(train, test) ``datasets.Dataset``s with columns nums, target; deterministic in ``seed``.
 
-    Test rows are taken first, then train, from one deduplicated stream, so no (sorted nums, target)
-    appears in both.
+    The held-out split is ``task.test_path``'s puzzles when set, else the first ``num_test`` distinct
+    tasks of the source. Training tasks are the next ``num_train`` distinct ones whose number set (sorted
+    nums) occurs nowhere in the held-out split, so a held-out puzzle's numbers are never trained on with
+    any target.
     """
     import datasets
 
     num_train, num_test = int(task_cfg["num_train"]), int(task_cfg["num_test"])
     source = task_cfg["source"]
     if source == "generated":
-        tasks = generate_tasks(task_cfg["generator"], num_test + num_train, seed)
+        stream, name = _generated_stream(task_cfg["generator"], random.Random(seed)), "the generator"
     elif source == "hub":
-        tasks = _hub_tasks(task_cfg, seed, num_test + num_train)
+        stream, name = _hub_stream(task_cfg, seed), task_cfg["hub_id"]
     else:
         raise ValueError(f"task.source must be 'generated' or 'hub', got {source!r}")
+    if task_cfg.get("test_path"):
+        test = read_puzzle_file(task_cfg["test_path"])
+    else:
+        test = _take_distinct(stream, num_test, source=name, patience=None if source == "generated" else 10**9)
+    train = _take_distinct(stream, num_train, frozenset(map(number_set, test)), source=name,
+                           patience=None if source == "generated" else 10**9)
     features = datasets.Features(
         {"nums": datasets.Sequence(datasets.Value("int64")), "target": datasets.Value("int64")}
     )
@@ -248,4 +357,12 @@ def load_splits(task_cfg: Mapping[str, Any], seed: int):
             {"nums": [r["nums"] for r in rows], "target": [r["target"] for r in rows]}, features=features
         )
 
-    return to_dataset(tasks[num_test:]), to_dataset(tasks[:num_test])
+    return to_dataset(train), to_dataset(test)
+
+
+# --- measurement hooks (r1lab.data, r1lab.evaluation) ------------------------------------------
+
+
+def baselines(task_cfg: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) -> dict[str, float] | None:
+    """Exact target-blind, sum-of-all and random-expression accuracies on held-out ``rows`` (countdown_targets.baselines)."""
+    return countdown_targets.baselines(rows, task_cfg["generator"])
