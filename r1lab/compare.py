@@ -29,6 +29,8 @@ REWARD = "train/reward"
 LENGTH = "train/completions/mean_length"
 REFLECTION = "train/aha/reflection_rate"
 EQUATIONS = "train/aha/equations_tried"
+# The held-out baselines (summary.json "baselines", W&B summary "baselines/<name>"), shown beside accuracy.
+BASELINES = ("best_target_blind", "sum_of_all", "random_valid_expression")
 # Accuracy milestones: the table gives the first step at which held-out accuracy reached each.
 THRESHOLDS = (0.25, 0.5)
 # file name -> (metric, y-axis label, y range or None)
@@ -65,6 +67,10 @@ class RunRecord:
             if record.get(STEP) is not None and _is_number(value):
                 points[int(record[STEP])] = float(value)
         return sorted(points.items())
+
+    def baseline(self, name: str) -> float | None:
+        value = (self.summary.get("baselines") or {}).get(name, self.summary.get(f"baselines/{name}"))
+        return float(value) if _is_number(value) else None
 
     def final(self, key: str) -> float | None:
         value = self.summary.get(key)
@@ -199,7 +205,8 @@ def first_step_reaching(curve: Iterable[tuple[int, float]], threshold: float) ->
 def table(runs: Sequence[RunRecord]) -> tuple[list[str], list[dict[str, Any]]]:
     """Column names and one row per run, sorted by the varying axes (then name).
 
-    Columns: run, every axis (varying ones first), status, last step, final and best held-out accuracy,
+    Columns: run, every axis (varying ones first), status, last step, final and best held-out accuracy, the
+    held-out baselines (baseline_*, where any run has them),
     the first step at which it reached each of THRESHOLDS, final format rate and mean completion length,
     then pass@k and the aha metrics where any run has them.
     """
@@ -215,6 +222,7 @@ def table(runs: Sequence[RunRecord]) -> tuple[list[str], list[dict[str, Any]]]:
             "steps": max(steps) if steps else run.summary.get("global_step"),
             "final_accuracy": run.final(ACCURACY),
             "best_accuracy": max((value for _, value in accuracy), default=None),
+            **{f"baseline_{name}": run.baseline(name) for name in BASELINES},
             **{f"step_accuracy_{threshold:.0%}": first_step_reaching(accuracy, threshold) for threshold in THRESHOLDS},
             "final_format_rate": run.final(FORMAT_RATE),
             "final_mean_length": run.final(LENGTH),
@@ -225,7 +233,7 @@ def table(runs: Sequence[RunRecord]) -> tuple[list[str], list[dict[str, Any]]]:
         rows.append(row)
     columns = list(rows[0]) if rows else []
     # Optional columns no run has (aha metrics of runs from before they existed) are left out.
-    optional = {"final_reflection_rate", "final_equations_tried"}
+    optional = {"final_reflection_rate", "final_equations_tried", *(f"baseline_{name}" for name in BASELINES)}
     columns = [c for c in columns if c not in optional or any(row[c] is not None for row in rows)]
     return columns, rows
 
@@ -238,7 +246,7 @@ def _short(value: Any) -> str:
 
 
 def _cell(column: str, value: Any) -> str:
-    if isinstance(value, float) and column.startswith(("final_", "best_", "pass@")):
+    if isinstance(value, float) and column.startswith(("final_", "best_", "pass@", "baseline_")):
         return f"{value:.1f}" if column in ("final_mean_length", "final_equations_tried") else f"{value:.3f}"
     return _short(value)
 

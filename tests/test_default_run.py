@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from r1lab.tasks import countdown
 from tests.conftest import compose, launch
 
 pytestmark = pytest.mark.slow
@@ -34,13 +35,22 @@ def test_default_run_end_to_end(tmp_path):
     train_steps = [r["train/global_step"] for r in records if "train/reward" in r]
     assert train_steps == list(range(1, 41))
     eval_steps = [r["train/global_step"] for r in records if "eval/accuracy" in r]
-    assert eval_steps == [20, 40, 40]  # scheduled at 20 and 40, plus the final evaluation
+    assert eval_steps == [0, 20, 40, 40]  # before the first update, scheduled at 20 and 40, plus the final one
     assert all(0.0 <= r["eval/accuracy"] <= 1.0 for r in records if "eval/accuracy" in r)
+    search = {"eval/accuracy_sampled", "eval/think_tokens", "eval/candidates_tried", "eval/think_has_solution_rate",
+              "eval/answer_is_sum_rate", "eval/mean_length"}
+    assert all(search <= set(r) for r in records if "eval/accuracy" in r)
 
     lr = compose().algo.lr  # the tiny model's own learning rate
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "finished" and summary["global_step"] == 40
     assert "eval/accuracy" in summary and "eval/format_rate" in summary
+    step0 = next(r for r in records if "eval/accuracy" in r)
+    assert summary["eval_step0"] == {k: v for k, v in step0.items() if k.startswith("eval/")}
+    # The exact data it used, and the baselines of the held-out prompts it scored.
+    test_rows = read_jsonl(run_dir / "data" / "test.jsonl")
+    assert len(read_jsonl(run_dir / "data" / "train.jsonl")) == 4096 and len(test_rows) == 128
+    assert summary["baselines"] == countdown.baselines(compose().task, test_rows[: compose().eval.num_prompts])
     assert summary["axes"] == {"model": "tiny", "variant": "base", "algo": "grpo", "task": "countdown",
                                "lr": lr, "beta": 0.001, "seed": 0}
     assert summary["wandb"]["mode"] == "offline" and summary["wandb"]["id"] == summary["run_id"]
