@@ -2,8 +2,10 @@
 
 The task of TinyZero and Mini-R1 (/work/shared/seeds/mini-r1-blog.md). Rows are ``{"nums": list[int],
 "target": int}``. ``source: hub`` reads TinyZero's ``Jiayi-Pan/Countdown-Tasks-3to4``; ``source:
-generated`` builds the same shape offline, every target reachable by construction and re-checked with
-the exact evaluator. Rewards: ``equation_reward`` (exact, eval-free correctness; the accuracy metric)
+generated`` builds the same shape offline, every target reachable by construction (drawn by the rule
+``generator.target``, see r1lab.tasks.countdown_targets) and re-checked with the exact evaluator;
+``test_path`` makes a JSONL file the held-out split. Train and held-out splits never share a number set.
+Rewards: ``equation_reward`` (exact, eval-free correctness; the accuracy metric)
 and ``format_reward`` (strict think-then-answer layout).
 """
 

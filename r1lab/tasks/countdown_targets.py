@@ -112,6 +112,12 @@ def _tree_values(pool: tuple[Value, ...]) -> tuple[Mapping[Value, int], int]:
     if len(pool) == 1:
         return {pool[0]: 1}, 1
     weights: dict[Value, int] = {}
+    if len(pool) == 2:  # the last step, unrolled: most of the work of 3-4 numbers happens here
+        for x, y in ((pool[0], pool[1]), (pool[1], pool[0])):
+            values = _results(x, y)
+            for value in values:
+                weights[value] = weights.get(value, 0) + 12 // len(values)
+        return weights, 2 * 12
     for i, j in itertools.permutations(range(len(pool)), 2):
         rest = [v for k, v in enumerate(pool) if k not in (i, j)]
         values = _results(pool[i], pool[j])
