@@ -93,20 +93,21 @@ def run_plain(steps: int, run_dir: Path) -> None:
     """A plain TRL GRPOTrainer with the inputs and GRPOConfig values r1lab's run uses; nothing of r1lab in the loop."""
     import torch
     from hydra import compose, initialize_config_dir
-    from transformers import AutoTokenizer, set_seed
+    from transformers import set_seed
     from trl import GRPOConfig, GRPOTrainer
 
     from r1lab.algos.grpo import config_fields
     from r1lab.data import prepare_splits
     from r1lab.tasks import resolve_reward
     from r1lab.tiny_model import ensure_tiny_model
+    from r1lab.tokenizer_loading import load_tokenizer
     from r1lab.trl_args import trainer_kwargs
 
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
         cfg = compose(config_name="config", overrides=[*COMMON, f"train.max_steps={steps}"])
     set_seed(int(cfg.seed))
     model_path = str(ensure_tiny_model(cfg.model.tiny, cfg.cache_dir))
-    tokenizer = AutoTokenizer.from_pretrained(model_path, padding_side="left")
+    tokenizer = load_tokenizer(model_path, padding_side="left")
     train_split, _ = prepare_splits(cfg, tokenizer)
     rewards = dict(cfg.task.rewards)
     kwargs = trainer_kwargs(cfg, output_dir=str(run_dir), run_name="plain", report_to=[],
