@@ -26,6 +26,8 @@ RUN_ID_FILE = "run_id"
 # The exact train/test rows a run used and its held-out baselines (r1lab.data.record_splits).
 DATA_DIR = "data"
 BASELINES_FILE = "baselines.json"
+# The x-axis of every metric: the trainer's optimizer step.
+STEP = "train/global_step"
 # HF's WandbCallback sends these to the run summary, not the history; r1lab does the same.
 SINGLE_VALUE_KEYS = ("train_runtime", "train_samples_per_second", "train_steps_per_second", "train_loss", "total_flos")
 
@@ -126,7 +128,7 @@ def start_wandb(cfg: DictConfig, identity: RunIdentity, output_dir: Path, config
     mode = wandb_mode(cfg.logger.mode)
     # Children and TRL's callback must agree with the mode chosen here.
     os.environ["WANDB_MODE"] = mode
-    return wandb.init(
+    run = wandb.init(
         project=cfg.logger.project,
         entity=cfg.logger.entity,
         group=identity.group,
@@ -138,7 +140,14 @@ def start_wandb(cfg: DictConfig, identity: RunIdentity, output_dir: Path, config
         dir=str(output_dir),
         config=config,
         mode=mode,
+        # No version banner or history sparklines: the run's closing block says where the run is.
+        settings=wandb.Settings(quiet=True),
     )
+    # Every metric against the trainer's step, from the first log on (W&B's own `_step` runs ahead of it,
+    # TRL's profiling logs being separate calls). HF's WandbCallback repeats this at train begin.
+    run.define_metric(STEP)
+    run.define_metric("*", step_metric=STEP, step_sync=True)
+    return run
 
 
 def detach_wandb(trainer) -> None:
@@ -156,12 +165,24 @@ def detach_wandb(trainer) -> None:
 
 
 def run_config(cfg: DictConfig, identity: RunIdentity) -> dict[str, Any]:
-    """The resolved config plus identifiers: what W&B's config and summary.json record."""
+    """The resolved config plus identifiers: what W&B's config and summary.json record.
+
+    The axes also appear as top-level `axis_<name>` keys (the group names themselves hold the groups'
+    configs), so W&B's run table and parallel-coordinates panel group and filter by them directly.
+    """
     return {
         **OmegaConf.to_container(cfg, resolve=True),
         "axes": identity.axes,
+        **{f"axis_{name}": value for name, value in identity.axes.items()},
         "git_sha": git_revision(),
     }
+
+
+def final_wandb_summary(wandb_run, summary: dict[str, Any]) -> None:
+    """Put the final held-out metrics into the W&B run's summary, so the run table shows what the run ended
+    with, not its last logged row (the baselines are there already: log_baselines)."""
+    keys = [key for key in summary if key.startswith("eval/")] + ["global_step"]
+    wandb_run.summary.update({key: summary[key] for key in keys if summary.get(key) is not None})
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
@@ -232,7 +253,8 @@ def summary_record(identity: RunIdentity, output_dir: Path, status: str, wandb_r
         "git_sha": git_revision(),
         "wandb": None if wandb_run is None else {
             "project": wandb_run.project, "id": wandb_run.id, "mode": os.environ.get("WANDB_MODE"),
-            "dir": wandb_run.dir, "url": getattr(wandb_run, "url", None),
+            # An offline run has no URL (W&B warns when asked for it); its sync command goes by dir.
+            "dir": wandb_run.dir, "url": None if wandb_run.offline else wandb_run.url,
         },
         **final_metrics(records),
         "eval_step0": step0_eval(records),

@@ -76,11 +76,14 @@ def run_job(cfg: DictConfig) -> dict[str, Any]:
                 identity, output_dir, status, wandb_run,
                 {"wall_time_s": round(time.time() - started, 2), **result},
             )
-            path = tracking.write_summary(output_dir, summary)
-            log.info("summary: %s", path)
+            tracking.write_summary(output_dir, summary)
         if wandb_run is not None:
+            tracking.final_wandb_summary(wandb_run, summary)
             close_wandb(wandb_run, status, exit_code)
         if _is_main_process():
+            from r1lab.terminal import closing_block
+
+            print(closing_block(summary, int(cfg.train.max_steps)), flush=True)
             print(f"r1lab: run {status}; outputs in {output_dir}", flush=True)
         if status == "preempted":
             from r1lab.launching import preemption
@@ -139,6 +142,9 @@ def _check_hardware(cfg: DictConfig) -> None:
 
 def train(cfg: DictConfig, output_dir: Path, identity: tracking.RunIdentity) -> dict[str, Any]:
     """Build the algorithm's trainer for `cfg`, train (resuming if possible), evaluate; return final metrics."""
+    from r1lab.terminal import quiet_libraries
+
+    quiet_libraries()
     _check_hardware(cfg)
     _single_process_distributed_env(cfg)
     import torch
@@ -186,6 +192,7 @@ def _train_and_evaluate(cfg, algo, args, model_path, tokenizer, train_split, tes
     from r1lab.metrics_callback import MetricsJsonlCallback
     from r1lab.samples import CompletionSamples
     from r1lab.tasks import resolve_reward, task_module
+    from r1lab.terminal import use_run_progress
 
     rewards = dict(cfg.task.rewards)
     trainer = algo.Trainer(
@@ -197,6 +204,7 @@ def _train_and_evaluate(cfg, algo, args, model_path, tokenizer, train_split, tes
         processing_class=tokenizer,
         callbacks=[MetricsJsonlCallback(output_dir / tracking.METRICS_FILE), StopOnSignal()],
     )
+    use_run_progress(trainer)
     on_terminate(lambda: tracking.detach_wandb(trainer))
     trainer.held_out = HeldOutSpec(
         task=task_module(cfg.task.name),

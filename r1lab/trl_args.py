@@ -63,6 +63,7 @@ def trainer_kwargs(
     train, model, algo = cfg.train, cfg.model, cfg.algo
     eval_every = int(cfg.eval.every_steps)
     gradient_checkpointing = bool(train.gradient_checkpointing)
+    print_completions = int(cfg.logger.get("print_completions") or 0)
     kwargs: dict[str, Any] = {
         "output_dir": output_dir,
         "run_name": run_name,
@@ -79,7 +80,8 @@ def trainer_kwargs(
         "max_completion_length": int(train.max_completion_length),
         "temperature": float(train.temperature),
         "bf16": bool(train.bf16),
-        "gradient_checkpointing": gradient_checkpointing,
+        # transformers 5's name; `gradient_checkpointing` is its deprecated alias (a FutureWarning per run).
+        "activation_checkpointing": gradient_checkpointing,
         # Rollout size; both None = TRL's default (steps_per_generation = gradient_accumulation_steps).
         "steps_per_generation": _optional_int(train.steps_per_generation),
         "generation_batch_size": _optional_int(train.generation_batch_size),
@@ -99,7 +101,10 @@ def trainer_kwargs(
         # TRL checks eval groups against num_generations; greedy eval has one completion per prompt.
         "num_generations_eval": 1,
         "report_to": report_to,
-        "log_completions": "wandb" in report_to and bool(cfg.logger.get("log_completions", False)),
+        # TRL's completions table: to W&B (and completions/*.parquet) with log_completions, and to the terminal
+        # only when asked: num_completions_to_print=0 prints nothing (TRL's default, None, prints every row).
+        "log_completions": print_completions > 0 or ("wandb" in report_to and bool(cfg.logger.get("log_completions"))),
+        "num_completions_to_print": print_completions,
         "reward_weights": reward_weights,
         "dataloader_num_workers": int(train.dataloader_num_workers),
         **rollout_fields(cfg.rollout),
@@ -107,7 +112,7 @@ def trainer_kwargs(
     }
     if gradient_checkpointing:
         # Non-reentrant checkpointing works with frozen embeddings and DeepSpeed; TRL's docs use it.
-        kwargs["gradient_checkpointing_kwargs"] = {"use_reentrant": False}
+        kwargs["activation_checkpointing_kwargs"] = {"use_reentrant": False}
     if cfg.dist.deepspeed is not None:
         kwargs["deepspeed"] = OmegaConf.to_container(cfg.dist.deepspeed, resolve=True)
     return kwargs

@@ -8,6 +8,7 @@ CPU, the built object. Also here: the sweep preflight's composition shortcut equ
 from __future__ import annotations
 
 import dataclasses
+import warnings
 
 import pytest
 from omegaconf import OmegaConf
@@ -34,7 +35,7 @@ def built(kwargs: dict):
 
 def test_defaults_are_the_plain_cpu_run():
     kwargs = kwargs_for()
-    assert kwargs["bf16"] is False and kwargs["gradient_checkpointing"] is False
+    assert kwargs["bf16"] is False and kwargs["activation_checkpointing"] is False
     assert kwargs["use_vllm"] is False and kwargs["use_liger_kernel"] is False
     assert kwargs["steps_per_generation"] is None and kwargs["generation_batch_size"] is None
     assert "deepspeed" not in kwargs
@@ -54,11 +55,21 @@ def test_bf16():
 
 def test_gradient_checkpointing_is_non_reentrant():
     kwargs = kwargs_for("train.gradient_checkpointing=true")
-    assert kwargs["gradient_checkpointing"] is True
-    assert kwargs["gradient_checkpointing_kwargs"] == {"use_reentrant": False}
-    args = built(kwargs)
+    assert kwargs["activation_checkpointing"] is True
+    assert kwargs["activation_checkpointing_kwargs"] == {"use_reentrant": False}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)  # transformers 5's names: no deprecation warning
+        args = built(kwargs)
+    # TRL reads the old names, which transformers keeps in step with the new ones.
     assert args.gradient_checkpointing and args.gradient_checkpointing_kwargs == {"use_reentrant": False}
-    assert "gradient_checkpointing_kwargs" not in kwargs_for()
+    assert "activation_checkpointing_kwargs" not in kwargs_for()
+
+
+def test_completion_table_prints_only_when_asked():
+    assert kwargs_for()["num_completions_to_print"] == 0
+    assert kwargs_for("logger=none")["log_completions"] is False
+    asked = kwargs_for("logger=none", "logger.print_completions=2")
+    assert asked["log_completions"] is True and asked["num_completions_to_print"] == 2
 
 
 def test_vllm_colocate_with_sleep_mode():
