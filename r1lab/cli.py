@@ -1,7 +1,8 @@
-"""The `r1lab` command: tools around runs (`r1lab compare ...`, `r1lab puzzles ...`); training itself is `python launch.py`.
+"""The `r1lab` command: tools around runs (compare, status, puzzles); training is `python launch.py`.
 
 Each subcommand is a parser built in `main` and a function taking the parsed arguments and returning
-the exit code; its logic lives in its own module (compare: r1lab/compare.py; puzzles: r1lab/tasks/countdown.py).
+the exit code; its logic lives in its own module (r1lab/compare.py on r1lab/runs.py, r1lab/status.py,
+puzzles: r1lab/tasks/countdown.py).
 """
 
 from __future__ import annotations
@@ -12,29 +13,20 @@ from pathlib import Path
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from r1lab import compare
+    from r1lab import compare, runs
 
-    source = Path(args.source)
-    if source.is_dir() and args.project is None:
-        runs = compare.read_sweep_dir(source)
-        title = str(source)
-    else:
-        if args.project is not None:
-            project, group = args.project, args.source
-        else:
-            parts = args.source.split("/", 2)
-            if len(parts) != 3 or not all(parts):
-                print(f"r1lab compare: {args.source!r} is neither a directory nor ENTITY/PROJECT/GROUP "
-                      "(or give the project with --project ENTITY/PROJECT)", file=sys.stderr)
-                return 2
-            project, group = "/".join(parts[:2]), parts[2]
-        runs = compare.read_wandb_group(project, group)
-        title = f"W&B {project}, group {group}"
-    if not runs:
+    try:
+        table, curves = runs.load(args.source, args.project)
+    except ValueError as error:
+        print(f"r1lab compare: {error}", file=sys.stderr)
+        return 2
+    if table.empty:
         print(f"r1lab compare: no runs found in {args.source} (a run dir holds summary.json or metrics.jsonl)",
               file=sys.stderr)
         return 1
-    written = compare.compare(runs, args.out, title)
+    is_dir = args.project is None and Path(args.source).is_dir()
+    title = str(args.source) if is_dir else "W&B {}, group {}".format(*runs.wandb_group(args.source, args.project))
+    written = compare.compare(table, curves, args.out, title)
     print(written[0].read_text(), end="")
     print("wrote " + ", ".join(str(path) for path in written))
     return 0
@@ -64,6 +56,15 @@ def _puzzles(args: argparse.Namespace) -> int:
     return 0
 
 
+def _status(args: argparse.Namespace) -> int:
+    from r1lab import status
+
+    if not args.sweep_dir.is_dir():
+        print(f"r1lab status: {args.sweep_dir} is not a directory", file=sys.stderr)
+        return 2
+    return status.show(args.sweep_dir, watch=args.watch)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="r1lab", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -71,9 +72,10 @@ def main(argv: list[str] | None = None) -> int:
     compare = commands.add_parser(
         "compare",
         help="table and plots of the runs of a sweep dir or a W&B group",
-        description="One row per run (axes, status, final/best held-out accuracy, steps to 25%% and 50%%, "
-        "final format rate and completion length) in DIR/table.md and DIR/table.csv, and PNG plots of "
-        "accuracy, reward and completion length against train/global_step.",
+        description="One row per configuration (runs differing only in seed aggregated: n, mean ± std, 95%% CI "
+        "of final and best held-out accuracy, a Welch t-test verdict against the best) in DIR/table.md and "
+        "DIR/table.csv, one row per run in DIR/runs.md and DIR/runs.csv, and PNG plots of accuracy, reward "
+        "and completion length against train/global_step (mean over seeds, ±1 std band).",
     )
     compare.add_argument("source", metavar="SWEEP_DIR_OR_WANDB_GROUP",
                          help="a directory holding run dirs (searched recursively), or ENTITY/PROJECT/GROUP on W&B")
@@ -96,6 +98,18 @@ def main(argv: list[str] | None = None) -> int:
     puzzles.add_argument("overrides", nargs="*", metavar="OVERRIDE",
                          help="config overrides: experiment=NAME, task.generator.FIELD=VALUE or FIELD=VALUE")
     puzzles.set_defaults(run=_puzzles)
+
+    status = commands.add_parser(
+        "status",
+        help="one row per job of a sweep: state, step, latest reward and held-out accuracy",
+        description="One row per job of SWEEP_DIR (local or SLURM): state (queued, running, finished, failed, "
+        "preempted) from the run files and, for SLURM jobs, squeue/sacct; step of total; latest training reward "
+        "and held-out accuracy; output dir.",
+    )
+    status.add_argument("sweep_dir", metavar="SWEEP_DIR", type=Path, help="the sweep's hydra.sweep.dir")
+    status.add_argument("--watch", metavar="SECONDS", type=float, nargs="?", const=10.0, default=None,
+                        help="redraw every SECONDS (default 10) until every job has ended; Ctrl-C stops")
+    status.set_defaults(run=_status)
 
     args = parser.parse_args(argv)
     return args.run(args)

@@ -1,328 +1,278 @@
-"""`r1lab compare`: the runs of a sweep side by side, as a table (Markdown + CSV) and three plots.
+"""`r1lab compare`: the configurations of a sweep side by side, aggregated over seeds, with plots.
 
-Runs are read either from a directory (every run dir below it: one holding `summary.json` or
-`metrics.jsonl`) or from a W&B group through the public API; both become `RunRecord`s and go through
-the same table and plot builders. A run is never dropped for being unfinished: a crashed run shows
-`crashed`, a run with metrics but no summary yet shows `running`, and their curves are drawn as far
-as they got. Curves are plotted against `train/global_step` (TRL's profiling logs move W&B's own
-`_step` ahead of it).
+Reads the frames of `r1lab.runs.load` (a sweep dir or a W&B group). Runs that differ only in `seed`
+are one configuration: `table.md`/`table.csv` give per configuration the number of finished seeds n,
+mean ± std and a 95 % confidence interval (Student's t, scipy) of the final and best held-out accuracy,
+mean ± std of the other final metrics, and, when there are several configurations, a verdict: Welch's
+t-test (scipy.stats.ttest_ind, unequal variances) of each configuration's final accuracy over seeds
+against the best configuration's, "within seed noise" unless p < 0.05 (uncorrected for the number of
+comparisons; the p-value is in the table). `runs.md`/`runs.csv` keep one row per run, unfinished runs
+with their status. The plots draw each configuration's mean curve over its seeds with a ±1 std band,
+against `train/global_step`.
 """
 
 from __future__ import annotations
 
-import csv
-import json
-import math
-import os
-import sys
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from r1lab import tracking
+import numpy as np
+import pandas as pd
+from scipy import stats
 
 STEP = "train/global_step"
 ACCURACY = "eval/accuracy"
-FORMAT_RATE = "eval/format_rate"
-REWARD = "train/reward"
-LENGTH = "train/completions/mean_length"
-REFLECTION = "train/aha/reflection_rate"
-EQUATIONS = "train/aha/equations_tried"
-# The held-out baselines (summary.json "baselines", W&B summary "baselines/<name>"), shown beside accuracy.
-BASELINES = ("best_target_blind", "sum_of_all", "random_valid_expression")
-# Accuracy milestones: the table gives the first step at which held-out accuracy reached each.
+BASELINE = "baselines/best_target_blind"
+# Accuracy milestones: the per-run table gives the first step at which held-out accuracy reached each.
 THRESHOLDS = (0.25, 0.5)
+# Per-run columns taken from the runs frame: column -> metric; optional ones only when some run has them.
+FINAL_COLUMNS = {
+    "final_accuracy": ACCURACY,
+    "final_format_rate": "eval/format_rate",
+    "final_mean_length": "train/completions/mean_length",
+}
+OPTIONAL_COLUMNS = {
+    "step0_accuracy": "eval_step0/eval/accuracy",
+    "baseline_target_blind": BASELINE,
+    "final_accuracy_sampled": "eval/accuracy_sampled",
+    "final_think_tokens": "eval/think_tokens",
+    "final_candidates_tried": "eval/candidates_tried",
+    "final_reflection_rate": "train/aha/reflection_rate",
+    "final_equations_tried": "train/aha/equations_tried",
+}
+# Aggregated with a confidence interval (the rest get mean ± std).
+WITH_CI = ("final_accuracy", "best_accuracy")
 # file name -> (metric, y-axis label, y range or None)
 PLOTS = {
     "accuracy.png": (ACCURACY, "held-out accuracy (greedy)", (-0.02, 1.02)),
-    "reward.png": (REWARD, "training reward", None),
-    "completion_length.png": (LENGTH, "mean completion length (tokens)", None),
+    "reward.png": ("train/reward", "training reward", None),
+    "completion_length.png": ("train/completions/mean_length", "mean completion length (tokens)", None),
 }
-# Columns of the axes in tracking.axes's order (summary.json sorts keys); other axes follow.
-AXIS_ORDER = ("model", "variant", "algo", "task", "lr", "beta", "seed")
-# Metrics read from W&B histories: the plotted ones and those the table takes a final value of.
-HISTORY_KEYS = (ACCURACY, FORMAT_RATE, REWARD, LENGTH, REFLECTION, EQUATIONS)
-# Run-dir contents never searched for further runs.
-_NOT_RUNS = {"wandb", "final", "completion_samples", "completions", ".hydra"}
+SIGNIFICANCE = 0.05
 
 
-@dataclass
-class RunRecord:
-    """One run as the comparison sees it, whether read from disk or from W&B."""
-
-    name: str
-    status: str
-    axes: dict[str, Any]
-    # Logged records, each a dict of metric -> value with `train/global_step`.
-    history: list[dict[str, Any]] = field(default_factory=list)
-    # Final values (summary.json or the W&B run summary); the history's last values fill the gaps.
-    summary: dict[str, Any] = field(default_factory=dict)
-
-    def curve(self, key: str) -> list[tuple[int, float]]:
-        """(step, value) of `key` in step order; the last value logged at a step wins."""
-        points: dict[int, float] = {}
-        for record in self.history:
-            value = record.get(key)
-            if record.get(STEP) is not None and _is_number(value):
-                points[int(record[STEP])] = float(value)
-        return sorted(points.items())
-
-    def baseline(self, name: str) -> float | None:
-        value = (self.summary.get("baselines") or {}).get(name, self.summary.get(f"baselines/{name}"))
-        return float(value) if _is_number(value) else None
-
-    def final(self, key: str) -> float | None:
-        value = self.summary.get(key)
-        if _is_number(value):
-            return float(value)
-        curve = self.curve(key)
-        return curve[-1][1] if curve else None
+# --- one row per run ---------------------------------------------------------------------------
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+def varying_axes(runs: pd.DataFrame) -> tuple[list[str], list[str]]:
+    """(varying, fixed) axis columns; runs whose axes are unknown (all empty) do not make an axis vary."""
+    axes = list(runs.attrs.get("axes", []))
+    known = runs.dropna(subset=axes, how="all") if axes else runs
+    varying = [a for a in axes if known[a].astype(str).nunique() > 1]
+    return varying, [a for a in axes if a not in varying]
 
 
-def _progress(message: str) -> None:
-    print(f"r1lab compare: {message}", file=sys.stderr, flush=True)
+def _sort_key(column: pd.Series) -> pd.Series:
+    """Numbers by value, then text, empty last."""
+    numeric = pd.to_numeric(column, errors="coerce")
+    return numeric if numeric.notna().sum() == column.notna().sum() else column.astype(str).where(column.notna())
 
 
-# --- reading -----------------------------------------------------------------------------------
+def per_run_table(runs: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
+    """One row per run: axes (varying first), status, steps, final and best held-out accuracy, the first steps
+    at which it reached THRESHOLDS, final format rate and completion length, pass@k, optional metrics."""
+    varying, fixed = varying_axes(runs)
+    accuracy = curves[curves.metric == ACCURACY]
+    table = runs[["run", *varying, *fixed, "status", "steps"]].copy()
+    table["final_accuracy"] = runs.get(ACCURACY)
+    table["best_accuracy"] = table.run.map(accuracy.groupby("run").value.max())
+    for threshold in THRESHOLDS:
+        reached = accuracy[accuracy.value >= threshold].groupby("run").step.min()
+        table[f"step_accuracy_{threshold:.0%}"] = table.run.map(reached).astype("Int64")
+    for column, metric in FINAL_COLUMNS.items():
+        if column != "final_accuracy":
+            table[column] = runs.get(metric)
+    pass_ks = sorted((c for c in runs.columns if c.startswith("eval/pass@")), key=lambda c: int(c.rsplit("@", 1)[1]))
+    for column in pass_ks:
+        table[column.removeprefix("eval/")] = runs[column]
+    for column, metric in OPTIONAL_COLUMNS.items():
+        if metric in runs and runs[metric].notna().any():
+            table[column] = runs[metric]
+    table = table.sort_values([*varying, "run"], key=_sort_key, na_position="last", kind="stable")
+    return table.reset_index(drop=True)
 
 
-def find_run_dirs(root: Path) -> list[Path]:
-    """Every directory under `root` (itself included) holding summary.json or metrics.jsonl, sorted."""
-    found = []
-    for directory, subdirs, files in os.walk(root):
-        if tracking.SUMMARY_FILE in files or tracking.METRICS_FILE in files:
-            found.append(Path(directory))
-            subdirs.clear()  # checkpoints, W&B files and samples of a run hold no other runs
-            continue
-        subdirs[:] = [d for d in subdirs if d not in _NOT_RUNS and not d.startswith("checkpoint-")]
-    # Natural order, so job 10 of a sweep comes after job 9.
-    return sorted(found, key=lambda p: [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in p.parts])
+# --- one row per configuration -----------------------------------------------------------------
 
 
-def _axes_from_hydra(run_dir: Path) -> dict[str, Any]:
-    """The axes of a run that has no summary yet, from the config Hydra saved in `.hydra/`."""
-    path = run_dir / ".hydra" / "config.yaml"
-    if not path.exists():
-        return {}
-    from omegaconf import OmegaConf
-
-    try:
-        return tracking.axes(OmegaConf.load(path))
-    except Exception:  # an older or foreign config: show the run without axes rather than fail
-        return {}
+METRIC_PREFIXES = ("final_", "best_", "pass@", "step0_", "baseline_")
 
 
-def read_run_dir(run_dir: Path, root: Path) -> RunRecord:
-    """A run dir as a RunRecord; no summary.json means the run has not ended (`running`)."""
-    summary_path = run_dir / tracking.SUMMARY_FILE
-    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
-    name = run_dir.relative_to(root).as_posix() if run_dir != root else run_dir.name
-    return RunRecord(
-        name=name,
-        status=summary.get("status", "running"),
-        axes=summary.get("axes") or _axes_from_hydra(run_dir),
-        history=tracking.read_metrics(run_dir),
-        summary=summary,
-    )
+def _metric_columns(table: pd.DataFrame) -> list[str]:
+    return [c for c in table.columns if c.startswith(METRIC_PREFIXES)]
 
 
-def read_sweep_dir(root: Path) -> list[RunRecord]:
-    root = Path(root)
-    runs = []
-    run_dirs = find_run_dirs(root)
-    for i, run_dir in enumerate(run_dirs, 1):
-        runs.append(read_run_dir(run_dir, root))
-        _progress(f"[{i}/{len(run_dirs)}] {run_dir} ({runs[-1].status}, {len(runs[-1].history)} records)")
-    return runs
+def _ci95(values: pd.Series) -> tuple[float, float]:
+    values = values.dropna()
+    if len(values) < 2:
+        return (np.nan, np.nan)
+    return stats.t.interval(0.95, df=len(values) - 1, loc=values.mean(), scale=stats.sem(values))
 
 
-def wandb_record(run: Any) -> RunRecord:
-    """A W&B public-API run as a RunRecord: one history scan per metric, with `train/global_step` as x."""
-    history = []
-    for key in HISTORY_KEYS:
-        history.extend({STEP: row.get(STEP), key: row.get(key)} for row in run.scan_history(keys=[STEP, key]))
-    return RunRecord(
-        name=run.name,
-        status=run.state,
-        axes=dict(run.config.get("axes") or {}),
-        history=history,
-        summary=dict(run.summary_metrics),
-    )
+def _verdict(reference: pd.Series, values: pd.Series) -> tuple[str, float]:
+    """Welch's t-test of `values` against the best configuration's: the verdict and its p-value."""
+    reference, values = reference.dropna(), values.dropna()
+    if len(reference) < 2 or len(values) < 2:
+        return "untested (n < 2)", np.nan
+    if reference.std() == 0 and values.std() == 0:
+        # scipy's t statistic is undefined without variance: equal means are the same, others differ for sure.
+        return ("within seed noise", 1.0) if reference.mean() == values.mean() else ("below best", 0.0)
+    p = float(stats.ttest_ind(reference, values, equal_var=False).pvalue)
+    return ("below best" if p < SIGNIFICANCE else "within seed noise"), p
 
 
-def read_wandb_group(project: str, group: str) -> list[RunRecord]:
-    """The runs of W&B group `group` in `project` ("entity/project"); needs network and credentials."""
-    import wandb
-
-    runs = []
-    for i, run in enumerate(wandb.Api().runs(project, filters={"group": group}), 1):
-        runs.append(wandb_record(run))
-        _progress(f"[{i}] {project}/{run.id} {run.name} ({run.state}, {len(runs[-1].history)} records)")
-    return runs
-
-
-# --- table -------------------------------------------------------------------------------------
-
-
-def axis_names(runs: Sequence[RunRecord]) -> tuple[list[str], list[str]]:
-    """(varying, fixed) axis names, each in AXIS_ORDER, then in the order runs declare them.
-
-    Runs whose axes are unknown (no summary and no saved config) do not make an axis vary.
-    """
-    known = [run for run in runs if run.axes]
-    names = dict.fromkeys(a for a in AXIS_ORDER if any(a in run.axes for run in known))
-    for run in known:
-        names.update(dict.fromkeys(run.axes))
-    varying = [a for a in names if len({json.dumps(run.axes.get(a), sort_keys=True) for run in known}) > 1]
-    return varying, [a for a in names if a not in varying]
-
-
-def _sort_key(value: Any) -> tuple:
-    if _is_number(value):
-        return (0, float(value), "")
-    return (1, 0.0, "") if value is None else (0.5, 0.0, str(value))
-
-
-def _ordered(runs: Sequence[RunRecord], varying: Sequence[str]) -> list[RunRecord]:
-    return sorted(runs, key=lambda r: ([_sort_key(r.axes.get(a)) for a in varying], r.name))
-
-
-def _pass_ks(runs: Sequence[RunRecord]) -> list[int]:
-    """The k of every `eval/pass@k` in any run's summary, ascending."""
-    suffixes = {key.removeprefix("eval/pass@") for run in runs for key in run.summary if key.startswith("eval/pass@")}
-    return sorted(int(k) for k in suffixes if k.isdigit())
-
-
-def first_step_reaching(curve: Iterable[tuple[int, float]], threshold: float) -> int | None:
-    return next((step for step, value in curve if value >= threshold), None)
-
-
-def table(runs: Sequence[RunRecord]) -> tuple[list[str], list[dict[str, Any]]]:
-    """Column names and one row per run, sorted by the varying axes (then name).
-
-    Columns: run, every axis (varying ones first), status, last step, final and best held-out accuracy, the
-    held-out baselines (baseline_*, where any run has them),
-    the first step at which it reached each of THRESHOLDS, final format rate and mean completion length,
-    then pass@k and the aha metrics where any run has them.
-    """
-    varying, fixed = axis_names(runs)
-    pass_ks = _pass_ks(runs)
+def config_table(table: pd.DataFrame, group_by: Sequence[str]) -> pd.DataFrame:
+    """One row per configuration (`group_by` values): n finished seeds, `<metric>_mean`, `_std` (and `_ci95_low`,
+    `_ci95_high` for WITH_CI), the runs' statuses, and with several configurations a Welch verdict vs the best."""
+    metrics = _metric_columns(table)
+    finished = table[table.status == "finished"]
+    keys = list(group_by) or [lambda _: "all runs"]
     rows = []
-    for run in _ordered(runs, varying):
-        accuracy = run.curve(ACCURACY)
-        steps = [int(r[STEP]) for r in run.history if _is_number(r.get(STEP))]
-        row: dict[str, Any] = {"run": run.name, **{a: run.axes.get(a) for a in varying + fixed}}
-        row.update({
-            "status": run.status,
-            "steps": max(steps) if steps else run.summary.get("global_step"),
-            "final_accuracy": run.final(ACCURACY),
-            "best_accuracy": max((value for _, value in accuracy), default=None),
-            **{f"baseline_{name}": run.baseline(name) for name in BASELINES},
-            **{f"step_accuracy_{threshold:.0%}": first_step_reaching(accuracy, threshold) for threshold in THRESHOLDS},
-            "final_format_rate": run.final(FORMAT_RATE),
-            "final_mean_length": run.final(LENGTH),
-            **{f"pass@{k}": run.final(f"eval/pass@{k}") for k in pass_ks},
-            "final_reflection_rate": run.final(REFLECTION),
-            "final_equations_tried": run.final(EQUATIONS),
-        })
+    for key, runs in table.groupby(keys, dropna=False, sort=False):
+        key = key if isinstance(key, tuple) else (key,)
+        done = finished.loc[finished.index.intersection(runs.index)]
+        row: dict[str, Any] = dict(zip(group_by, key))
+        row["n"] = len(done)
+        row["runs"] = ", ".join(f"{count} {status}" for status, count in runs.status.value_counts().items())
+        for metric in metrics:
+            values = pd.to_numeric(done[metric], errors="coerce")
+            row[f"{metric}_mean"], row[f"{metric}_std"] = values.mean(), values.std()
+            if metric in WITH_CI:
+                row[f"{metric}_ci95_low"], row[f"{metric}_ci95_high"] = _ci95(values)
+        row["_values"] = pd.to_numeric(done["final_accuracy"], errors="coerce")
         rows.append(row)
-    columns = list(rows[0]) if rows else []
-    # Optional columns no run has (aha metrics of runs from before they existed) are left out.
-    optional = {"final_reflection_rate", "final_equations_tried", *(f"baseline_{name}" for name in BASELINES)}
-    columns = [c for c in columns if c not in optional or any(row[c] is not None for row in rows)]
-    return columns, rows
+    configs = pd.DataFrame(rows)
+    if len(configs) > 1:
+        best = configs.final_accuracy_mean.idxmax() if configs.final_accuracy_mean.notna().any() else None
+        verdicts = [("best", np.nan) if i == best else
+                    _verdict(configs.at[best, "_values"], configs.at[i, "_values"]) if best is not None else
+                    ("untested (no finished run)", np.nan) for i in configs.index]
+        configs["vs_best"] = [v for v, _ in verdicts]
+        configs["welch_p"] = [p for _, p in verdicts]
+    configs = configs.drop(columns="_values")
+    if group_by:
+        configs = configs.sort_values(list(group_by), key=_sort_key, na_position="last", kind="stable")
+    return configs.reset_index(drop=True)
+
+
+# --- writing -----------------------------------------------------------------------------------
 
 
 def _short(value: Any) -> str:
-    """An axis value as run names write it (1e-3 -> 0.001); None -> empty."""
-    if value is None:
+    """A value as run names write it (1e-3 -> 0.001); missing -> empty."""
+    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
         return ""
-    return f"{value:g}" if isinstance(value, float) else str(value)
+    if isinstance(value, (float, np.floating)):
+        return f"{value:g}"
+    return str(value)
 
 
-def _cell(column: str, value: Any) -> str:
-    if isinstance(value, float) and column.startswith(("final_", "best_", "pass@", "baseline_")):
-        return f"{value:.1f}" if column in ("final_mean_length", "final_equations_tried") else f"{value:.3f}"
+def _decimals(metric: str) -> int:
+    return 1 if metric.endswith(("mean_length", "equations_tried", "think_tokens", "candidates_tried")) else 3
+
+
+def _run_cell(column: str, value: Any) -> str:
+    if column.startswith(METRIC_PREFIXES) and isinstance(value, (float, np.floating)):
+        return "" if np.isnan(value) else f"{value:.{_decimals(column)}f}"
     return _short(value)
 
 
-def write_table(columns: list[str], rows: list[dict[str, Any]], varying: Sequence[str], out_dir: Path,
-                title: str) -> tuple[Path, Path]:
-    """`table.md` (varying axes in bold, formatted) and `table.csv` (raw values) in `out_dir`."""
-    csv_path, md_path = out_dir / "table.csv", out_dir / "table.md"
-    with csv_path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows({c: "" if row[c] is None else row[c] for c in columns} for row in rows)
-    header = [f"**{c}**" if c in varying else c for c in columns]
-    lines = [
-        f"# r1lab compare: {title}",
-        "",
-        f"{len(rows)} runs; varying: {', '.join(varying) or 'nothing'}. "
-        f"Accuracy is greedy held-out `{ACCURACY}`; step_accuracy_N is the first step it reached N.",
-        "",
-        "| " + " | ".join(header) + " |",
-        "|" + "|".join("---" for _ in columns) + "|",
-        *("| " + " | ".join(_cell(c, row[c]) for c in columns) + " |" for row in rows),
-    ]
-    md_path.write_text("\n".join(lines) + "\n")
-    return md_path, csv_path
+def _config_cells(row: pd.Series, metric: str) -> str:
+    mean, std, d = row[f"{metric}_mean"], row[f"{metric}_std"], _decimals(metric)
+    if np.isnan(mean):
+        return ""
+    cell = f"{mean:.{d}f}" + ("" if np.isnan(std) else f" ± {std:.{d}f}")
+    if metric in WITH_CI and not np.isnan(row[f"{metric}_ci95_low"]):
+        cell += f" [{row[f'{metric}_ci95_low']:.{d}f}, {row[f'{metric}_ci95_high']:.{d}f}]"
+    return cell
 
 
-# --- plots -------------------------------------------------------------------------------------
+def _markdown(header: list[str], rows: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|",
+            *("| " + " | ".join(row) + " |" for row in rows)]
 
 
-def _label(run: RunRecord, varying: Sequence[str]) -> str:
-    label = ", ".join(f"{a}={_short(run.axes.get(a))}" for a in varying) or run.name
-    return label if run.status == "finished" else f"{label} ({run.status})"
+def write_tables(table: pd.DataFrame, configs: pd.DataFrame, group_by: Sequence[str], varying: Sequence[str],
+                 out_dir: Path, title: str) -> list[Path]:
+    """table.md/.csv (one row per configuration) and runs.md/.csv (one row per run) in `out_dir`."""
+    paths = [out_dir / "table.md", out_dir / "table.csv", out_dir / "runs.md", out_dir / "runs.csv"]
+    configs.to_csv(paths[1], index=False)
+    table.to_csv(paths[3], index=False)
+    metrics = _metric_columns(table)
+    extra = [c for c in ("vs_best",) if c in configs]
+    header = [f"**{c}**" for c in group_by] + ["n", "runs", *metrics, *extra]
+    rows = [[_short(row[c]) for c in group_by] + [str(row["n"]), row["runs"]]
+            + [_config_cells(row, m) for m in metrics]
+            + ([f"{row['vs_best']}" + ("" if np.isnan(row["welch_p"]) or row["vs_best"] == "best"
+                                       else f" (p={row['welch_p']:.3g})")] if extra else [])
+            for _, row in configs.iterrows()]
+    n_runs, n_configs = len(table), len(configs)
+    paths[0].write_text("\n".join([
+        f"# r1lab compare: {title}", "",
+        f"{n_runs} runs in {n_configs} configurations; varying: {', '.join(varying) or 'nothing'}. "
+        f"Per configuration: n finished seeds, mean ± std, [95 % CI, Student's t] of held-out greedy `{ACCURACY}`. "
+        + ("`vs_best`: Welch's t-test of final accuracy over seeds against the best configuration "
+           f"(p < {SIGNIFICANCE}, uncorrected). " if extra else "")
+        + "One row per run: runs.md.", "",
+        *_markdown(header, rows),
+    ]) + "\n")
+    run_columns = list(table.columns)
+    paths[2].write_text("\n".join([
+        f"# r1lab compare: {title}, one row per run", "",
+        "step_accuracy_N is the first step held-out accuracy reached N.", "",
+        *_markdown([f"**{c}**" if c in varying else c for c in run_columns],
+                   [[_run_cell(c, row[c]) for c in run_columns] for _, row in table.iterrows()]),
+    ]) + "\n")
+    return paths
 
 
-def plot(runs: Sequence[RunRecord], key: str, ylabel: str, ylim: tuple[float, float] | None, path: Path,
-         varying: Sequence[str]) -> Path:
-    """One line per run of `key` against train/global_step.
+def _config_label(key: tuple, group_by: Sequence[str], runs: pd.DataFrame) -> str:
+    label = ", ".join(f"{a}={_short(v)}" for a, v in zip(group_by, key)) or "all runs"
+    unfinished = runs[runs.status != "finished"].status.value_counts()
+    note = "".join(f", {count} {status}" for status, count in unfinished.items())
+    return f"{label} (n={len(runs)}{note})"
 
-    Colour follows the varying axes other than the seed (so seeds of one setting share a colour) and the
-    line style follows the seed; with only the seed varying, colour follows the seed.
-    """
+
+def plot(table: pd.DataFrame, curves: pd.DataFrame, group_by: Sequence[str], metric: str, ylabel: str,
+         ylim: tuple[float, float] | None, path: Path, baseline: float | None = None) -> Path:
+    """Each configuration's mean curve of `metric` over its runs, with a ±1 std band where it has several."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
-    colour_axes = [a for a in varying if a != "seed"] or list(varying)
-    style_axis = "seed" if "seed" in varying and colour_axes != ["seed"] else None
-    colours: dict[str, int] = {}
-    styles: dict[str, int] = {}
-    palette = plt.get_cmap("tab10")
     fig, ax = plt.subplots(figsize=(7.5, 4.5), dpi=110)
+    data = curves[curves.metric == metric].merge(table[["run", *group_by]], on="run")
+    palette = plt.get_cmap("tab10")
     drawn = 0
-    for run in runs:
-        curve = run.curve(key)
-        if not curve:
+    keys = list(group_by) or [lambda _: ()]
+    for i, (key, runs) in enumerate(table.groupby(keys, dropna=False, sort=False)):
+        key = key if isinstance(key, tuple) else (key,)
+        points = data[data.run.isin(runs.run)].groupby("step").value.agg(["mean", "std", "count"])
+        if points.empty:
             continue
-        colour = colours.setdefault(json.dumps([run.axes.get(a) for a in colour_axes], default=str), len(colours))
-        style = styles.setdefault(str(run.axes.get(style_axis)), len(styles)) if style_axis else 0
-        steps, values = zip(*curve)
-        ax.plot(steps, values, color=palette(colour % 10), linestyle=["-", "--", ":", "-."][style % 4],
-                marker="o" if len(curve) <= 20 else None, markersize=3, label=_label(run, varying))
+        colour = palette(i % 10)
+        ax.plot(points.index, points["mean"], color=colour, marker="o" if len(points) <= 20 else None,
+                markersize=3, label=_config_label(key if group_by else (), group_by, runs))
+        band = points[points["count"] > 1]
+        ax.fill_between(band.index, band["mean"] - band["std"], band["mean"] + band["std"], color=colour, alpha=0.2,
+                        linewidth=0)
         drawn += 1
+    if baseline is not None:
+        ax.axhline(baseline, color="grey", linestyle="--", linewidth=1, label="best target-blind baseline")
     ax.set_xlabel(STEP)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel(ylabel)
     if ylim is not None:
         ax.set_ylim(*ylim)
-    ax.set_title(f"{key} by {', '.join(varying) or 'run'}")
+    ax.set_title(f"{metric}: mean over seeds ± 1 std, by {', '.join(group_by) or 'run'}")
     ax.grid(alpha=0.3)
     if drawn:
         ax.legend(fontsize="small", loc="best")
     else:
-        ax.text(0.5, 0.5, f"no run logged {key}", ha="center", va="center", transform=ax.transAxes)
+        ax.text(0.5, 0.5, f"no run logged {metric}", ha="center", va="center", transform=ax.transAxes)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -332,13 +282,17 @@ def plot(runs: Sequence[RunRecord], key: str, ylabel: str, ylim: tuple[float, fl
 # --- the whole comparison ----------------------------------------------------------------------
 
 
-def compare(runs: Sequence[RunRecord], out_dir: Path, title: str) -> list[Path]:
-    """Write table.md, table.csv and the PNGs of PLOTS for `runs` into `out_dir`; return their paths."""
+def compare(runs: pd.DataFrame, curves: pd.DataFrame, out_dir: Path, title: str) -> list[Path]:
+    """Write table.md/.csv, runs.md/.csv and the PNGs of PLOTS into `out_dir`; return their paths."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    varying, _ = axis_names(runs)
-    columns, rows = table(runs)
-    written = list(write_table(columns, rows, varying, out_dir, title))
-    for name, (key, ylabel, ylim) in PLOTS.items():
-        written.append(plot(_ordered(runs, varying), key, ylabel, ylim, out_dir / name, varying))
+    varying, _ = varying_axes(runs)
+    group_by = [a for a in varying if a != "seed"]
+    table = per_run_table(runs, curves)
+    configs = config_table(table, group_by)
+    written = write_tables(table, configs, group_by, varying, out_dir, title)
+    baseline = runs[BASELINE].mean() if BASELINE in runs and runs[BASELINE].notna().any() else None
+    for name, (metric, ylabel, ylim) in PLOTS.items():
+        written.append(plot(table, curves, group_by, metric, ylabel, ylim, out_dir / name,
+                            baseline if metric == ACCURACY else None))
     return written

@@ -1,4 +1,4 @@
-"""`r1lab compare`: reading run dirs and W&B-shaped runs, the table, the plots, the CLI, and a real sweep."""
+"""`r1lab compare`: the per-run table, seed aggregation with a Welch verdict, the plots, the CLI, a real sweep."""
 
 from __future__ import annotations
 
@@ -9,98 +9,73 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from matplotlib import image
-from omegaconf import OmegaConf
+from scipy import stats
 
-from r1lab import compare
+from r1lab import compare, runs
 from r1lab.cli import main
-from tests.conftest import REPO, compose, launch
-
-AXES = {"model": "tiny", "variant": "base", "algo": "grpo", "task": "countdown", "beta": 0.001}
-
-
-def write_run(run_dir: Path, *, lr: float | None, seed: int | None, accuracy: dict[int, float], status: str | None,
-              steps: int = 6, hydra_config=None) -> None:
-    """A run dir as r1lab leaves it: metrics.jsonl, and summary.json unless the run is still going."""
-    run_dir.mkdir(parents=True)
-    records = []
-    for step in range(1, steps + 1):
-        records.append({"train/reward": 0.1 * step, "train/completions/mean_length": 40.0 + step,
-                        "train/aha/reflection_rate": 0.01 * step, "train/global_step": step})
-        if step in accuracy:
-            records.append({"eval/accuracy": accuracy[step], "eval/format_rate": 0.5, "train/global_step": step})
-    (run_dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records) + '{"torn')
-    if status is not None:
-        summary = {"status": status, "axes": {**AXES, "lr": lr, "seed": seed}, "global_step": steps,
-                   "run_name": f"run-lr{lr}-seed{seed}",
-                   **{k: v for r in records for k, v in r.items()}}
-        if status == "finished":
-            summary["eval/pass@1"], summary["eval/pass@8"] = 0.2, 0.6
-        (run_dir / "summary.json").write_text(json.dumps(summary, sort_keys=True))
-    if hydra_config is not None:
-        (run_dir / ".hydra").mkdir()
-        OmegaConf.save(hydra_config, run_dir / ".hydra" / "config.yaml")
-    # A run's own subdirs never count as runs, whatever they hold.
-    (run_dir / "checkpoint-2").mkdir()
-    (run_dir / "checkpoint-2" / "metrics.jsonl").write_text("{}\n")
+from tests.conftest import REPO, launch
+from tests.fake_runs import fake_wandb, sweep, write_run  # noqa: F401 - fixtures
 
 
-@pytest.fixture
-def sweep(tmp_path) -> Path:
-    root = tmp_path / "sweep"
-    write_run(root / "0", lr=1e-3, seed=0, accuracy={2: 0.1, 4: 0.3, 6: 0.6}, status="finished")
-    write_run(root / "1", lr=5e-4, seed=0, accuracy={2: 0.0, 4: 0.2, 6: 0.26}, status="finished")
-    write_run(root / "2", lr=1e-3, seed=1, accuracy={2: 0.5}, status="crashed", steps=3)
-    # Still running: no summary yet, so its axes come from the config Hydra saved.
-    write_run(root / "3", lr=None, seed=None, accuracy={2: 0.25}, status=None, steps=2,
-              hydra_config=compose("algo.lr=5e-4", "seed=1"))
-    # Just started: an empty metrics.jsonl, no saved config. Listed without axes; it makes no axis vary.
-    (root / "4").mkdir()
-    (root / "4" / "metrics.jsonl").write_text("")
-    # Another sweep below the first: found too, its path naming it.
-    write_run(root / "extra" / "0", lr=1e-4, seed=0, accuracy={}, status="finished", steps=1)
+def rows_by_run(source) -> dict[str, dict]:
+    table = compare.per_run_table(*runs.load(source))
+    return {row["run"]: row for row in table.to_dict("records")}
+
+
+def test_per_run_table(sweep):
+    table = compare.per_run_table(*runs.load(sweep))
+    assert list(table.columns[:9]) == ["run", "lr", "seed", "model", "variant", "algo", "task", "beta", "status"]
+    # Sorted by the varying axes (lr, then seed); the run without axes last.
+    assert table.run.tolist() == ["extra/0", "1", "3", "0", "2", "4"]
+    by_run = rows_by_run(sweep)
+    assert {k: by_run["0"][k] for k in ("final_accuracy", "best_accuracy", "step_accuracy_25%", "step_accuracy_50%",
+                                        "final_format_rate", "final_mean_length", "steps", "pass@1", "pass@8")} == {
+        "final_accuracy": 0.6, "best_accuracy": 0.6, "step_accuracy_25%": 4, "step_accuracy_50%": 6,
+        "final_format_rate": 0.5, "final_mean_length": 46.0, "steps": 6, "pass@1": 0.2, "pass@8": 0.6}
+    assert by_run["1"]["step_accuracy_25%"] == 6 and pd.isna(by_run["1"]["step_accuracy_50%"])
+    assert by_run["2"]["status"] == "crashed" and by_run["2"]["step_accuracy_50%"] == 2
+    assert by_run["3"]["final_accuracy"] == 0.25 and np.isnan(by_run["3"]["pass@8"])
+
+
+def seed_sweep(root: Path, finals: dict[float, list[float]], extra: dict | None = None) -> Path:
+    """Finished runs, one per (lr, seed), whose final held-out accuracies are `finals[lr]`."""
+    num = 0
+    for lr, accuracies in finals.items():
+        for seed, accuracy in enumerate(accuracies):
+            write_run(root / str(num), lr=lr, seed=seed, accuracy={3: accuracy / 2, 6: accuracy}, status="finished",
+                      summary_extra=extra)
+            num += 1
     return root
 
 
-def assert_columns(row: dict, **expected) -> None:
-    """`row` has these values; `step_accuracy_25` names column `step_accuracy_25%`, `pass_8` names `pass@8`."""
-    names = {key: key.replace("pass_", "pass@") + ("%" if key.startswith("step_accuracy_") else "") for key in expected}
-    assert {names[key]: row[names[key]] for key in expected} == {names[key]: value for key, value in expected.items()}
+def test_seeds_aggregate_into_one_row_per_configuration(tmp_path):
+    finals = {1e-2: [0.80, 0.84, 0.76], 1e-3: [0.20, 0.26, 0.17], 1e-4: [0.78, 0.70, 0.86]}
+    table = compare.per_run_table(*runs.load(seed_sweep(tmp_path, finals)))
+    configs = compare.config_table(table, ["lr"]).set_index("lr")
+    assert configs.n.to_dict() == {1e-4: 3, 1e-3: 3, 1e-2: 3} and set(configs.runs) == {"3 finished"}
+    for lr, values in finals.items():
+        row = configs.loc[lr]
+        assert row.final_accuracy_mean == pytest.approx(np.mean(values))
+        assert row.final_accuracy_std == pytest.approx(np.std(values, ddof=1))
+        half_width = stats.t.ppf(0.975, 2) * np.std(values, ddof=1) / np.sqrt(3)
+        assert (row.final_accuracy_ci95_low, row.final_accuracy_ci95_high) == pytest.approx(
+            (np.mean(values) - half_width, np.mean(values) + half_width))
+    # Best: lr 1e-2. lr 1e-3 is far below it; 1e-4 is within the seeds' spread.
+    assert configs.vs_best.to_dict() == {1e-4: "within seed noise", 1e-3: "below best", 1e-2: "best"}
+    assert configs.loc[1e-3, "welch_p"] < 0.05 < configs.loc[1e-4, "welch_p"]
+    assert configs.loc[1e-3, "welch_p"] == pytest.approx(
+        stats.ttest_ind(finals[1e-2], finals[1e-3], equal_var=False).pvalue)
 
 
-def rows_by_run(runs) -> dict[str, dict]:
-    _, rows = compare.table(runs)
-    return {row["run"]: row for row in rows}
-
-
-def test_run_dirs_are_found_recursively_and_read(sweep):
-    assert [p.relative_to(sweep).as_posix() for p in compare.find_run_dirs(sweep)] == [
-        "0", "1", "2", "3", "4", "extra/0"]
-    runs = {run.name: run for run in compare.read_sweep_dir(sweep)}
-    assert {name: run.status for name, run in runs.items()} == {
-        "0": "finished", "1": "finished", "2": "crashed", "3": "running", "4": "running", "extra/0": "finished"}
-    assert runs["4"].axes == {} and runs["4"].history == []
-    assert runs["3"].axes == {**AXES, "lr": 5e-4, "seed": 1}
-    assert len(runs["0"].history) == 9  # the torn last line of a crash is skipped
-
-
-def test_table_rows_axes_and_thresholds(sweep):
-    runs = compare.read_sweep_dir(sweep)
-    columns, rows = compare.table(runs)
-    assert columns[:9] == ["run", "lr", "seed", "model", "variant", "algo", "task", "beta", "status"]
-    # Sorted by the varying axes: lr, then seed.
-    assert [(row["lr"], row["seed"]) for row in rows] == [
-        (1e-4, 0), (5e-4, 0), (5e-4, 1), (1e-3, 0), (1e-3, 1), (None, None)]
-    assert compare.axis_names(runs) == (["lr", "seed"], ["model", "variant", "algo", "task", "beta"])
-    by_run = rows_by_run(runs)
-    assert_columns(by_run["0"], final_accuracy=0.6, best_accuracy=0.6, step_accuracy_25=4, step_accuracy_50=6,
-                   final_format_rate=0.5, final_mean_length=46.0, steps=6, pass_1=0.2, pass_8=0.6)
-    assert (by_run["1"]["step_accuracy_25%"], by_run["1"]["step_accuracy_50%"]) == (6, None)
-    assert by_run["2"]["status"] == "crashed" and by_run["2"]["step_accuracy_50%"] == 2
-    assert by_run["3"]["status"] == "running" and by_run["3"]["step_accuracy_25%"] == 2
-    assert by_run["3"]["final_accuracy"] == 0.25 and by_run["3"]["pass@8"] is None
-    assert by_run["extra/0"]["final_accuracy"] is None and by_run["extra/0"]["best_accuracy"] is None
+def test_unfinished_runs_are_listed_but_not_averaged(sweep):
+    table = compare.per_run_table(*runs.load(sweep))
+    configs = compare.config_table(table, ["lr"]).set_index("lr")
+    assert configs.loc[1e-3, "n"] == 1 and configs.loc[1e-3, "runs"] == "1 finished, 1 crashed"
+    assert configs.loc[1e-3, "final_accuracy_mean"] == 0.6  # the crashed seed's 0.5 is not a final
+    assert configs.loc[1e-3, "vs_best"] == "best" and configs.loc[5e-4, "vs_best"] == "untested (n < 2)"
 
 
 def assert_real_png(path: Path) -> None:
@@ -109,78 +84,56 @@ def assert_real_png(path: Path) -> None:
     assert len(np.unique(pixels.reshape(-1, pixels.shape[2]), axis=0)) > 2
 
 
-def test_compare_writes_table_and_plots(sweep, tmp_path):
+def test_compare_writes_tables_and_plots(tmp_path):
+    finals = {1e-2: [0.8, 0.84, 0.76], 1e-3: [0.2, 0.26, 0.17]}
+    source = seed_sweep(tmp_path / "sweep", finals, extra={"baselines": {"best_target_blind": 0.185}})
     out = tmp_path / "out"
-    written = compare.compare(compare.read_sweep_dir(sweep), out, "fake sweep")
-    assert sorted(p.name for p in written) == sorted(["table.md", "table.csv", *compare.PLOTS])
+    written = compare.compare(*runs.load(source), out, "fake sweep")
+    assert sorted(p.name for p in written) == sorted(["table.md", "table.csv", "runs.md", "runs.csv", *compare.PLOTS])
     with (out / "table.csv").open() as f:
-        table = list(csv.DictReader(f))
-    assert len(table) == 6 and {row["status"] for row in table} == {"finished", "crashed", "running"}
-    assert [row["lr"] for row in table] == ["0.0001", "0.0005", "0.0005", "0.001", "0.001", ""]
+        configs = list(csv.DictReader(f))
+    assert [(row["lr"], row["n"], row["vs_best"]) for row in configs] == [("0.001", "3", "below best"),
+                                                                          ("0.01", "3", "best")]
     markdown = (out / "table.md").read_text()
-    assert "| run | **lr** | **seed** | model |" in markdown and "varying: lr, seed" in markdown
-    assert markdown.count("\n| ") == 7 and "| crashed |" in markdown and "| running |" in markdown
+    assert "| **lr** | n | runs | final_accuracy | best_accuracy |" in markdown
+    assert "| 0.01 | 3 | 3 finished | 0.800 ± 0.040 [0.701, 0.899] |" in markdown
+    assert "below best (p=" in markdown and "baseline_target_blind" in markdown
+    with (out / "runs.csv").open() as f:
+        assert [(row["lr"], row["seed"]) for row in csv.DictReader(f)] == [
+            ("0.001", "0"), ("0.001", "1"), ("0.001", "2"), ("0.01", "0"), ("0.01", "1"), ("0.01", "2")]
     for name in compare.PLOTS:
         assert_real_png(out / name)
 
 
-class FakeWandbRun:
-    """The parts of `wandb.apis.public.Run` that compare reads, with W&B's semantics for scan_history."""
+def test_plot_draws_a_band_over_seeds(tmp_path):
+    """One mean line and one filled band per configuration with several seeds."""
+    import matplotlib.pyplot as plt
 
-    def __init__(self, name, state, axes, rows, summary):
-        self.id, self.name, self.state = name.upper(), name, state
-        self.config = {"axes": axes, "algo": {"lr": axes["lr"]}}
-        self.summary_metrics = summary
-        self._rows = rows
+    source = seed_sweep(tmp_path / "sweep", {1e-2: [0.8, 0.6], 1e-3: [0.2]})
+    table, curves = runs.load(source)
+    per_run = compare.per_run_table(table, curves)
+    drawn = {}
+    original = plt.Figure.savefig
 
-    def scan_history(self, keys=None):
-        # Only rows holding every requested key, as W&B returns them (with its own _step).
-        return iter([{**row, "_step": 10 * i} for i, row in enumerate(self._rows) if all(k in row for k in keys)])
+    def keep(figure, path, *args, **kwargs):
+        (axes,) = figure.axes
+        drawn["lines"] = [(line.get_label(), list(line.get_ydata())) for line in axes.get_lines()]
+        drawn["bands"] = len(axes.collections)
+        return original(figure, path, *args, **kwargs)
 
-
-def wandb_runs() -> list[FakeWandbRun]:
-    def rows(accuracies):
-        out = []
-        for step, accuracy in enumerate(accuracies, 1):
-            out.append({"train/global_step": step, "train/reward": step / 10, "train/completions/mean_length": 50.0})
-            out.append({"train/global_step": step, "eval/accuracy": accuracy, "eval/format_rate": 0.9})
-        return out
-
-    return [
-        FakeWandbRun("a", "finished", {**AXES, "lr": 1e-3, "seed": 0}, rows([0.3, 0.5]),
-                     {"eval/accuracy": 0.5, "eval/pass@8": 0.75, "_step": 99}),
-        FakeWandbRun("b", "crashed", {**AXES, "lr": 1e-3, "seed": 1}, rows([0.1]), {"eval/accuracy": 0.1}),
-        FakeWandbRun("c", "running", {**AXES, "lr": 5e-4, "seed": 0}, rows([0.0, 0.26]), {}),
-        FakeWandbRun("d", "failed", {**AXES, "lr": 5e-4, "seed": 1}, [], {}),
-    ]
+    plt.Figure.savefig = keep
+    try:
+        compare.plot(per_run, curves, ["lr"], "eval/accuracy", "acc", None, tmp_path / "a.png")
+    finally:
+        plt.Figure.savefig = original
+    assert drawn["lines"] == [("lr=0.001 (n=1)", [0.1, 0.2]), ("lr=0.01 (n=2)", [pytest.approx(0.35), 0.7])]
+    assert drawn["bands"] == 2  # fill_between adds a (here empty) collection for lr=0.001 too
 
 
-def test_table_from_wandb_shaped_runs():
-    runs = [compare.wandb_record(run) for run in wandb_runs()]
-    assert runs[0].curve("eval/accuracy") == [(1, 0.3), (2, 0.5)]
-    by_run = rows_by_run(runs)
-    assert [(r["run"], r["status"]) for r in compare.table(runs)[1]] == [
-        ("c", "running"), ("d", "failed"), ("a", "finished"), ("b", "crashed")]
-    assert_columns(by_run["a"], final_accuracy=0.5, best_accuracy=0.5, step_accuracy_25=1, step_accuracy_50=2,
-                   final_format_rate=0.9, final_mean_length=50.0, steps=2, pass_8=0.75)
-    assert by_run["c"]["step_accuracy_25%"] == 2 and by_run["c"]["final_accuracy"] == 0.26
-    assert by_run["d"]["final_accuracy"] is None and by_run["d"]["steps"] is None
-
-
-def test_cli_reads_a_wandb_group(monkeypatch, tmp_path, capsys):
-    calls = []
-
-    class FakeApi:
-        def runs(self, path, filters):
-            calls.append((path, filters))
-            return wandb_runs()
-
-    import wandb
-
-    monkeypatch.setattr(wandb, "Api", FakeApi)
+def test_cli_reads_a_wandb_group(fake_wandb, tmp_path, capsys):
     assert main(["compare", "me/r1lab/sweep-x", "--out", str(tmp_path / "a")]) == 0
     assert main(["compare", "sweep-x", "--project", "me/r1lab", "--out", str(tmp_path / "b")]) == 0
-    assert calls == [("me/r1lab", {"group": "sweep-x"})] * 2
+    assert fake_wandb == [("me/r1lab", {"group": "sweep-x"})] * 2
     assert "W&B me/r1lab, group sweep-x" in (tmp_path / "a" / "table.md").read_text()
     assert "[4] me/r1lab/D d (failed" in capsys.readouterr().err
 
