@@ -50,6 +50,8 @@ PLOTS = {
     "completion_length.png": ("train/completions/mean_length", "mean completion length (tokens)", None),
 }
 SIGNIFICANCE = 0.05
+# Per-run table columns that hold metrics (aggregated per configuration).
+METRIC_PREFIXES = ("final_", "best_", "pass@", "step0_", "baseline_")
 
 
 # --- one row per run ---------------------------------------------------------------------------
@@ -89,14 +91,14 @@ def per_run_table(runs: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
     for column, metric in OPTIONAL_COLUMNS.items():
         if metric in runs and runs[metric].notna().any():
             table[column] = runs[metric]
+    # Metrics no run has (a task without a format reward) are left out.
+    table = table.drop(columns=[c for c in table.columns[table.isna().all()] if c.startswith(METRIC_PREFIXES)
+                                and c not in ("final_accuracy", "best_accuracy")])
     table = table.sort_values([*varying, "run"], key=_sort_key, na_position="last", kind="stable")
     return table.reset_index(drop=True)
 
 
 # --- one row per configuration -----------------------------------------------------------------
-
-
-METRIC_PREFIXES = ("final_", "best_", "pass@", "step0_", "baseline_")
 
 
 def _metric_columns(table: pd.DataFrame) -> list[str]:

@@ -162,28 +162,19 @@ def test_real_sweep_then_compare(tmp_path):
     cli = subprocess.run([sys.executable, "-m", "r1lab.cli", "compare", str(sweep_dir), "--out", str(out)],
                          cwd=REPO, capture_output=True, text=True, timeout=120)
     assert cli.returncode == 0, cli.stderr
-    with (out / "table.csv").open() as f:
+    with (out / "runs.csv").open() as f:
         table = list(csv.DictReader(f))
     assert [(row["lr"], row["seed"], row["status"]) for row in table] == [
         ("0.0005", "0", "finished"), ("0.0005", "1", "finished"), ("0.001", "0", "finished"),
         ("0.001", "1", "finished")]
     assert all(row["final_accuracy"] != "" and row["steps"] == "4" for row in table)
-    assert "| run | **lr** | **seed** |" in (out / "table.md").read_text()
+    with (out / "table.csv").open() as f:
+        assert [(row["lr"], row["n"]) for row in csv.DictReader(f)] == [("0.0005", "2"), ("0.001", "2")]
+    assert "| **lr** | n | runs |" in (out / "table.md").read_text()
     for name in compare.PLOTS:
         assert_real_png(out / name)
 
-
-def test_baselines_stand_beside_accuracy(tmp_path):
-    baselines = {"best_target_blind": 0.185, "sum_of_all": 0.142, "random_valid_expression": 0.047}
-    write_run(tmp_path / "sweep" / "0", lr=1e-3, seed=0, accuracy={6: 0.3}, status="finished")
-    summary_path = tmp_path / "sweep" / "0" / "summary.json"
-    summary_path.write_text(json.dumps({**json.loads(summary_path.read_text()), "baselines": baselines}))
-    write_run(tmp_path / "sweep" / "1", lr=1e-3, seed=1, accuracy={6: 0.1}, status="crashed")  # none recorded
-    from_dirs = rows_by_run(compare.read_sweep_dir(tmp_path / "sweep"))
-    wandb_run = FakeWandbRun("w", "finished", {**AXES, "lr": 1e-3, "seed": 0}, [],
-                             {f"baselines/{name}": value for name, value in baselines.items()})
-    for row in (from_dirs["0"], rows_by_run([compare.wandb_record(wandb_run)])["w"]):
-        assert {name: row[f"baseline_{name}"] for name in compare.BASELINES} == baselines
-    assert from_dirs["1"]["baseline_best_target_blind"] is None
-    columns, _ = compare.table(compare.read_sweep_dir(tmp_path / "sweep"))
-    assert columns.index("baseline_best_target_blind") == columns.index("best_accuracy") + 1
+    status = subprocess.run([sys.executable, "-m", "r1lab.cli", "status", str(sweep_dir)],
+                            cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert status.returncode == 0, status.stderr
+    assert "4 jobs (4 finished)" in status.stdout and status.stdout.count(" 4/4 ") == 4

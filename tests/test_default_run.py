@@ -30,6 +30,12 @@ def test_default_run_end_to_end(tmp_path):
     out = launch(f"hydra.run.dir={run_dir}")
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.strip().splitlines()[-1] == f"r1lab: run finished; outputs in {run_dir}"
+    # A terminal you can read: no per-step dicts, completion tables or deprecation warnings; a closing block.
+    printed = out.stdout + out.stderr
+    assert printed.count("\n") <= 60, printed[-3000:]
+    assert "FutureWarning" not in printed and "Run history" not in printed and "┏" not in printed
+    assert "step 20/40  held-out accuracy" in printed and "reward " in printed and "s/step" in printed
+    assert "  wall time " in out.stdout and f"wandb sync {run_dir}/wandb/offline-run-" in out.stdout
 
     records = read_jsonl(run_dir / "metrics.jsonl")
     train_steps = [r["train/global_step"] for r in records if "train/reward" in r]
@@ -64,6 +70,16 @@ def test_default_run_end_to_end(tmp_path):
     assert "git_sha" in config
     assert "algo:grpo" in run["tags"] and "model:tiny" in run["tags"]
     assert run["job_type"] == "grpo" and run["run_group"] == f"tiny-base-grpo-countdown-lr{lr:g}-beta0.001"
+    assert (config["axis_model"], config["axis_lr"], config["axis_seed"]) == ("tiny", lr, 0)
+    # Every metric against train/global_step, defined before anything is logged.
+    first_history = min(r["num"] for r in wandb if r.get("type") == "history")
+    metrics = [r["metric"] for r in wandb if r.get("type") == "metric" and r["num"] < first_history]
+    assert {"glob_name": "*", "options": {"defined": True, "step_sync": True},
+            "step_metric": "train/global_step"} in metrics
+    # The run summary ends with the final held-out metrics.
+    final = [r["summary"]["update"] for r in wandb if r.get("type") == "summary"
+             and "global_step" in r["summary"].get("update", {})][-1]
+    assert final["global_step"] == 40 and final["eval/accuracy"] == summary["eval/accuracy"]
 
 
 def test_rerun_in_same_dir_resumes_without_duplicate_steps(tmp_path):

@@ -115,3 +115,37 @@ def test_request_no_partition_can_meet_is_refused_before_queueing(slurm_cluster,
     assert "1 of 2 jobs cannot run; nothing was submitted" in out.stderr
     assert "4 GPUs > 2 per node" in out.stderr and "no partition of this cluster can run it" in out.stderr
     assert not (tmp_path / ".submitit").exists()
+
+
+def test_status_follows_a_sweep_on_slurm(slurm_cluster, tmp_path):
+    """`r1lab status` while a two-job array runs one job at a time (array_parallelism=1): the second is queued
+    in SLURM while the first trains, then both finish; the SLURM ids come from the launcher's record."""
+    from r1lab import status
+
+    cmd = [sys.executable, str(REPO / "launch.py"), "-m", *TINY, "seed=0,1", "train.max_steps=6", "logger=none",
+           "hydra.launcher.array_parallelism=1", f"hydra.sweep.dir={tmp_path}"]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    seen = set()
+    try:
+        deadline = time.time() + 600
+        while proc.poll() is None:
+            assert time.time() < deadline, "sweep did not end"
+            table = status.status_table(tmp_path)
+            seen.update(zip(table.job, table.state, table.step, table.slurm.str.split().str[-1]))
+            time.sleep(0.5)
+        output, _ = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, output[-4000:]
+    # While job 0 trained (SLURM RUNNING, a step of 6 logged), job 1 waited in SLURM's queue.
+    assert any(job == 0 and state == "running" and step[0].isdigit() and slurm == "RUNNING"
+               for job, state, step, slurm in seen), seen
+    assert (1, "queued", "-/6", "PENDING") in seen, seen
+    cli = subprocess.run([sys.executable, "-m", "r1lab.cli", "status", str(tmp_path)], cwd=REPO,
+                         capture_output=True, text=True, timeout=120, env=os.environ)
+    assert cli.returncode == 0, cli.stderr
+    lines = cli.stdout.splitlines()
+    assert "2 jobs (2 finished)" in lines[0]
+    ids = read_json(tmp_path / ".r1lab" / "scheduler_ids.json")
+    for num, line in enumerate(lines[2:]):
+        assert line.split()[:3] == [str(num), "finished", "6/6"] and ids[str(num)] in line

@@ -149,6 +149,8 @@ class SubmititJobs(Preflight):
             handles = executor.map_array(self, [job.config for job in group], [Singleton.get_state()] * len(group))
             log.info("submitted %d job(s) with %s: %s", len(group), resources, [h.job_id for h in handles])
             submitted.extend(zip(group, handles))
+        if self._EXECUTOR == "slurm":
+            summary.record_scheduler_ids(self.config.hydra.sweep.dir, {job.num: h.job_id for job, h in submitted})
 
         returns: dict[int, JobReturn] = {}
         outcomes = []

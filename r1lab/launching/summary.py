@@ -51,3 +51,17 @@ def write(sweep_dir: str | Path, outcomes: list[JobOutcome]) -> str:
     (sweep_dir / f"{SWEEP_SUMMARY}.md").write_text(table + "\n")
     (sweep_dir / f"{SWEEP_SUMMARY}.json").write_text(json.dumps([asdict(o) for o in outcomes], indent=2) + "\n")
     return table
+
+
+SCHEDULER_IDS = "scheduler_ids.json"
+
+
+def record_scheduler_ids(sweep_dir: str | Path, ids: dict[int, str]) -> Path:
+    """`<sweep dir>/.r1lab/scheduler_ids.json`: job number -> SLURM job id, written as soon as jobs are queued,
+    so `r1lab status` can ask squeue/sacct about jobs that have not started yet."""
+    from r1lab.launching.preflight import FROZEN_DIR
+
+    path = Path(sweep_dir) / FROZEN_DIR / SCHEDULER_IDS
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({str(num): job_id for num, job_id in sorted(ids.items())}, indent=1) + "\n")
+    return path
