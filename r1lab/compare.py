@@ -33,13 +33,13 @@ FINAL_COLUMNS = {
     "final_mean_length": "train/completions/mean_length",
 }
 OPTIONAL_COLUMNS = {
-    "step0_accuracy": "eval_step0/eval/accuracy",
-    "baseline_target_blind": BASELINE,
-    "final_accuracy_sampled": "eval/accuracy_sampled",
-    "final_think_tokens": "eval/think_tokens",
-    "final_candidates_tried": "eval/candidates_tried",
-    "final_reflection_rate": "train/aha/reflection_rate",
-    "final_equations_tried": "train/aha/equations_tried",
+    "step0_accuracy": ("eval_step0/eval/accuracy", "eval_step0/accuracy"),
+    "baseline_target_blind": (BASELINE, f"{BASELINE}/accuracy"),
+    "final_accuracy_sampled": ("eval/accuracy_sampled",),
+    "final_think_tokens": ("eval/think_tokens",),
+    "final_candidates_tried": ("eval/candidates_tried",),
+    "final_reflection_rate": ("train/aha/reflection_rate",),
+    "final_equations_tried": ("train/aha/equations_tried",),
 }
 # Aggregated with a confidence interval (the rest get mean ± std).
 WITH_CI = ("final_accuracy", "best_accuracy")
@@ -88,8 +88,8 @@ def per_run_table(runs: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
     pass_ks = sorted((c for c in runs.columns if c.startswith("eval/pass@")), key=lambda c: int(c.rsplit("@", 1)[1]))
     for column in pass_ks:
         table[column.removeprefix("eval/")] = runs[column]
-    for column, metric in OPTIONAL_COLUMNS.items():
-        if metric in runs and runs[metric].notna().any():
+    for column, candidates in OPTIONAL_COLUMNS.items():
+        if metric := next((m for m in candidates if m in runs and runs[m].notna().any()), None):
             table[column] = runs[metric]
     # Metrics no run has (a task without a format reward) are left out.
     table = table.drop(columns=[c for c in table.columns[table.isna().all()] if c.startswith(METRIC_PREFIXES)
@@ -293,7 +293,7 @@ def compare(runs: pd.DataFrame, curves: pd.DataFrame, out_dir: Path, title: str)
     table = per_run_table(runs, curves)
     configs = config_table(table, group_by)
     written = write_tables(table, configs, group_by, varying, out_dir, title)
-    baseline = runs[BASELINE].mean() if BASELINE in runs and runs[BASELINE].notna().any() else None
+    baseline = table["baseline_target_blind"].mean() if "baseline_target_blind" in table else None
     for name, (metric, ylabel, ylim) in PLOTS.items():
         written.append(plot(table, curves, group_by, metric, ylabel, ylim, out_dir / name,
                             baseline if metric == ACCURACY else None))

@@ -109,9 +109,11 @@ def run_state(output_dir: Path) -> str:
 
 
 def job_state(files: str, scheduler: str | None) -> str:
-    """Combine the run files' state with SLURM's: SLURM wins while the job is queued or running (a requeued
-    job's summary still says preempted), the run files once it ended, unless SLURM ended it without them."""
-    if scheduler is None:
+    """Combine the run files' state with SLURM's. A summary saying finished or failed is final (r1lab requeues
+    only preempted runs; SLURM may show the job RUNNING or COMPLETING for a moment while its process exits).
+    Otherwise SLURM wins while the job is queued or running (a requeued job's summary still says preempted),
+    and the run files once it ended, unless SLURM ended it without them."""
+    if scheduler is None or files in ("finished", "failed"):
         return files
     slurm = SLURM_STATES.get(scheduler, "failed")
     if slurm in ("queued", "running"):

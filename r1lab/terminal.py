@@ -165,7 +165,7 @@ def closing_block(summary: Mapping[str, Any], max_steps: int) -> str:
     final = _number(summary.get("eval/accuracy"))
     if final is not None:
         step0 = _step0_accuracy(summary)
-        change = f"{step0:.3f} at step 0 -> {final:.3f}" if step0 is not None else f"{final:.3f}"
+        change = f"{step0:.3f} at step 0 → {final:.3f}" if step0 is not None else f"{final:.3f}"
         lines.append(f"held-out accuracy {change} (greedy)")
     if (baseline := _baseline(summary)) is not None:
         lines.append(f"best target-blind baseline {baseline:.3f}")

@@ -54,6 +54,8 @@ def test_states_steps_and_latest_numbers_from_run_files(local_sweep):
     ("running", "PREEMPTED", "preempted"),
     ("finished", "COMPLETED", "finished"),
     ("failed", "COMPLETED", "failed"),         # the run crashed, the job script exited normally
+    ("finished", "COMPLETING", "finished"),    # the summary is written; the process is exiting
+    ("finished", "RUNNING", "finished"),
 ])
 def test_slurm_state_and_run_files_combine(files, slurm, expected):
     assert status.job_state(files, slurm) == expected
