@@ -23,7 +23,8 @@ from scipy import stats
 
 STEP = "train/global_step"
 ACCURACY = "eval/accuracy"
-BASELINE = "baselines/best_target_blind"
+# The held-out baselines (summary.json "baselines", W&B summary "baselines/<name>"), shown beside accuracy.
+BASELINES = ("best_target_blind", "sum_of_all", "random_valid_expression")
 # Accuracy milestones: the per-run table gives the first step at which held-out accuracy reached each.
 THRESHOLDS = (0.25, 0.5)
 # Per-run columns taken from the runs frame: column -> metric; optional ones only when some run has them.
@@ -34,7 +35,6 @@ FINAL_COLUMNS = {
 }
 OPTIONAL_COLUMNS = {
     "step0_accuracy": ("eval_step0/eval/accuracy", "eval_step0/accuracy"),
-    "baseline_target_blind": (BASELINE, f"{BASELINE}/accuracy"),
     "final_accuracy_sampled": ("eval/accuracy_sampled",),
     "final_think_tokens": ("eval/think_tokens",),
     "final_candidates_tried": ("eval/candidates_tried",),
@@ -79,6 +79,9 @@ def per_run_table(runs: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
     table = runs[["run", *varying, *fixed, "status", "steps"]].copy()
     table["final_accuracy"] = runs.get(ACCURACY)
     table["best_accuracy"] = table.run.map(accuracy.groupby("run").value.max())
+    for name in BASELINES:
+        if f"baselines/{name}" in runs and runs[f"baselines/{name}"].notna().any():
+            table[f"baseline_{name}"] = runs[f"baselines/{name}"]
     for threshold in THRESHOLDS:
         reached = accuracy[accuracy.value >= threshold].groupby("run").step.min()
         table[f"step_accuracy_{threshold:.0%}"] = table.run.map(reached).astype("Int64")
@@ -293,7 +296,7 @@ def compare(runs: pd.DataFrame, curves: pd.DataFrame, out_dir: Path, title: str)
     table = per_run_table(runs, curves)
     configs = config_table(table, group_by)
     written = write_tables(table, configs, group_by, varying, out_dir, title)
-    baseline = table["baseline_target_blind"].mean() if "baseline_target_blind" in table else None
+    baseline = table["baseline_best_target_blind"].mean() if "baseline_best_target_blind" in table else None
     for name, (metric, ylabel, ylim) in PLOTS.items():
         written.append(plot(table, curves, group_by, metric, ylabel, ylim, out_dir / name,
                             baseline if metric == ACCURACY else None))

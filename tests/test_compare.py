@@ -17,7 +17,7 @@ from scipy import stats
 from r1lab import compare, runs
 from r1lab.cli import main
 from tests.conftest import REPO, launch
-from tests.fake_runs import fake_wandb, sweep, write_run  # noqa: F401 - fixtures
+from tests.fake_runs import AXES, FakeWandbRun, fake_wandb, sweep, write_run  # noqa: F401 - fixtures
 
 
 def rows_by_run(source) -> dict[str, dict]:
@@ -97,7 +97,7 @@ def test_compare_writes_tables_and_plots(tmp_path):
     markdown = (out / "table.md").read_text()
     assert "| **lr** | n | runs | final_accuracy | best_accuracy |" in markdown
     assert "| 0.01 | 3 | 3 finished | 0.800 ± 0.040 [0.701, 0.899] |" in markdown
-    assert "below best (p=" in markdown and "baseline_target_blind" in markdown
+    assert "below best (p=" in markdown and "| 0.185 ± 0.000 |" in markdown
     with (out / "runs.csv").open() as f:
         assert [(row["lr"], row["seed"]) for row in csv.DictReader(f)] == [
             ("0.001", "0"), ("0.001", "1"), ("0.001", "2"), ("0.01", "0"), ("0.01", "1"), ("0.01", "2")]
@@ -143,6 +143,22 @@ def test_cli_errors(tmp_path, capsys):
     assert main(["compare", str(tmp_path / "empty"), "--out", str(tmp_path / "out")]) == 1
     assert main(["compare", "not-a-dir-nor-group", "--out", str(tmp_path / "out")]) == 2
     assert "neither a directory nor ENTITY/PROJECT/GROUP" in capsys.readouterr().err
+
+
+def test_baselines_stand_beside_accuracy(tmp_path):
+    baselines = {"best_target_blind": 0.185, "sum_of_all": 0.142, "random_valid_expression": 0.047}
+    write_run(tmp_path / "sweep" / "0", lr=1e-3, seed=0, accuracy={6: 0.3}, status="finished",
+              summary_extra={"baselines": baselines})
+    write_run(tmp_path / "sweep" / "1", lr=1e-3, seed=1, accuracy={6: 0.1}, status="crashed")  # none recorded
+    from_dirs = rows_by_run(tmp_path / "sweep")
+    wandb_run = FakeWandbRun("w", "finished", {**AXES, "lr": 1e-3, "seed": 0}, [],
+                             {f"baselines/{name}": value for name, value in baselines.items()})
+    from_wandb = compare.per_run_table(*runs.frames([runs.wandb_record(wandb_run)])).iloc[0]
+    for row in (from_dirs["0"], from_wandb):
+        assert {name: row[f"baseline_{name}"] for name in compare.BASELINES} == baselines
+    assert np.isnan(from_dirs["1"]["baseline_best_target_blind"])
+    columns = list(compare.per_run_table(*runs.load(tmp_path / "sweep")).columns)
+    assert columns.index("baseline_best_target_blind") == columns.index("best_accuracy") + 1
 
 
 @pytest.mark.slow
