@@ -92,7 +92,14 @@ class HeldOutEvaluation:
         # GRPOTrainer.log merges and clears the pending metrics of the current mode; logging in
         # eval mode leaves the pending train metrics for the next train log.
         self.model.eval()
-        self.log(dict(metrics))
+        # TRL's log() also logs (and may print) its table of the latest *training* completions; an evaluation is
+        # not a training step, and at step 0 that table is empty, which num_completions_to_print=0 cannot stop
+        # from printing (0 >= 0 rows reads as "all rows").
+        log_completions, self.log_completions = self.log_completions, False
+        try:
+            self.log(dict(metrics))
+        finally:
+            self.log_completions = log_completions
         self.model.train(was_training)
         self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
         return metrics

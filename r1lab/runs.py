@@ -146,7 +146,7 @@ def wandb_record(run: Any) -> RunRecord:
         name=run.name,
         status=run.state,
         axes=dict(config.get("axes") or {}),
-        source=f"{'/'.join(getattr(run, 'path', []) or [])}" or run.name,
+        source="/".join(run.path),  # entity/project/run id
         history=history,
         summary=dict(run.summary_metrics),
         config=flatten(config),
