@@ -4,8 +4,12 @@ Composition, `--cfg job` and validation import neither torch nor TRL; the traini
 imported only once a job really starts.
 """
 
+import sys
+
 import hydra
 from omegaconf import DictConfig
+
+from r1lab.launching.overrides import open_map_overrides
 
 
 @hydra.main(config_path="conf", config_name="config", version_base="1.3")
@@ -16,4 +20,5 @@ def main(cfg: DictConfig) -> dict:
 
 
 if __name__ == "__main__":
+    sys.argv = open_map_overrides(sys.argv)  # algo.trl.<field>=v: checked by r1lab.validation, not Hydra's struct
     main()

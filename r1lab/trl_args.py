@@ -46,6 +46,43 @@ def vllm_serve_command(cfg: DictConfig, model: str) -> list[str]:
     return command
 
 
+def trl_passthrough(algo: Mapping) -> dict[str, Any]:
+    """`algo.trl`: GRPOConfig fields r1lab has no key for, passed on as they are (they win over r1lab's own)."""
+    trl = algo.get("trl") or {}
+    return OmegaConf.to_container(trl, resolve=True) if isinstance(trl, DictConfig) else dict(trl)
+
+
+def trl_passthrough_problems(cfg: DictConfig) -> list[str]:
+    """Each `algo.trl.<field>` that the algorithm's config class (GRPOConfig or its subclass) does not have.
+
+    Imports the algorithm module (torch, TRL) only when `algo.trl` names something, so that validating an
+    ordinary sweep stays fast.
+    """
+    fields = trl_passthrough(cfg.algo)
+    if not fields:
+        return []
+    import dataclasses
+    import difflib
+
+    from r1lab.algos import algorithm_module
+
+    config_class = algorithm_module(cfg.algo.name).Config
+    known = {f.name for f in dataclasses.fields(config_class) if f.init}
+    found = []
+    for name in fields:
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=3)
+            hint = f" (did you mean {', '.join(close)}?)" if close else ""
+            found.append(f"algo.trl.{name}: {config_class.__name__} (TRL {_trl_version()}) has no field {name!r}{hint}")
+    return found
+
+
+def _trl_version() -> str:
+    from importlib.metadata import version
+
+    return version("trl")
+
+
 def _optional_int(value: Any) -> int | None:
     return None if value is None else int(value)
 
@@ -109,6 +146,7 @@ def trainer_kwargs(
         "dataloader_num_workers": int(train.dataloader_num_workers),
         **rollout_fields(cfg.rollout),
         **algo_fields,
+        **trl_passthrough(algo),
     }
     if gradient_checkpointing:
         # Non-reentrant checkpointing works with frozen embeddings and DeepSpeed; TRL's docs use it.

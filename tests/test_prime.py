@@ -10,10 +10,12 @@ import torch
 
 from r1lab.algos.token_level import (
     group_ranking_accuracy,
-    implicit_process_rewards,
     leave_one_out_baseline,
+    masked_rloo,
+    prime_process_scores,
     prime_returns,
     prm_cross_entropy,
+    prm_label_accuracy,
 )
 from tests.conftest import compose
 from tests.test_ppo import assert_resume_is_exact
@@ -29,11 +31,13 @@ def test_leave_one_out_baseline_by_hand():
     torch.testing.assert_close(leave_one_out_baseline(torch.tensor([1.0, 0.0]), 2), torch.tensor([0.0, 1.0]))
 
 
-def test_implicit_process_rewards_by_hand():
-    prm = torch.tensor([[-1.0, -2.0, -3.0], [-0.5, -1.0, -4.0]])
-    ref = torch.tensor([[-1.5, -1.0, -3.0], [-1.5, -1.0, -1.0]])
-    rewards = implicit_process_rewards(prm, ref, MASK, beta=0.05)
-    torch.testing.assert_close(rewards, torch.tensor([[0.025, -0.05, 0.0], [0.05, 0.0, 0.0]]))
+def test_process_scores_by_hand():
+    q = torch.tensor([[0.5, -1.0, 0.0], [1.0, 0.0, 7.0]])  # 7.0 sits on padding
+    # Suffix sums: row 0 [-0.5, -1.0, 0.0], row 1 [1.0, 0.0]; the largest magnitude is 1.0.
+    scores = prime_process_scores(q, MASK, "batch_norm", beta=0.05)
+    torch.testing.assert_close(scores, torch.tensor([[0.5, -1.0, 0.0], [1.0, 0.0, 0.0]]) / (1.0 + 1e-6))
+    torch.testing.assert_close(prime_process_scores(q, MASK, "none", beta=0.05),
+                               torch.tensor([[0.025, -0.05, 0.0], [0.05, 0.0, 0.0]]))
 
 
 def test_prm_cross_entropy_by_hand():
@@ -59,18 +63,27 @@ def test_prm_loss_gradient_reaches_the_log_ratios():
     torch.testing.assert_close(log_ratios.grad, expected)
 
 
+def test_masked_rloo_by_hand():
+    # One group of 2: row means 0.2 and 0.3 (over 3 and 2 tokens); r * 2 - (0.2 + 0.3) on every real token.
+    process = torch.tensor([[0.1, 0.2, 0.3], [0.4, 0.2, 9.0]])
+    expected = torch.tensor([[-0.3, -0.1, 0.1], [0.3, -0.1, 0.0]])
+    torch.testing.assert_close(masked_rloo(process, MASK, 2), expected)
+
+
 def test_prime_returns_by_hand():
     outcome = torch.tensor([1.0, 0.0])
-    outcome_baseline = leave_one_out_baseline(outcome, 2)  # [0, 1]
     process = torch.tensor([[0.1, 0.2, 0.3], [0.4, 0.2, 0.0]])
-    process_means = torch.tensor([0.2, 0.3])  # per-completion mean token reward
-    process_baseline = leave_one_out_baseline(process_means, 2)  # [0.3, 0.2]
-    returns = prime_returns(outcome, outcome_baseline, process, process_baseline, MASK, rm_coef=2.0)
-    # Row 0 token rewards: 2 * (r_t - 0.3) = [-0.4, -0.2, 0.0], plus outcome 1 - 0 on the last token.
-    # Row 1: 2 * (r_t - 0.2) = [0.4, 0.0], plus outcome 0 - 1 on its last token (index 1).
-    # Returns are suffix sums.
-    expected = torch.tensor([[0.4, 0.8, 1.0], [-0.6, -1.0, 0.0]])
+    returns = prime_returns(outcome, process, MASK, group_size=2, rm_coef=2.0)
+    # Outcome RLOO on the last tokens: 1 - 0 = 1 and 0 - 1 = -1. Process RLOO (above): [-0.3, -0.1, 0.1] and
+    # [0.3, -0.1], weighted 2. Token rewards: row 0 [-0.6, -0.2, 0.2 + 1], row 1 [0.6, -0.2 - 1]; suffix sums.
+    expected = torch.tensor([[0.4, 1.0, 1.2], [-0.6, -1.2, 0.0]])
     torch.testing.assert_close(returns, expected)
+
+
+def test_prm_label_accuracy_counts_ties_as_coin_flips():
+    sums = torch.tensor([2.0, -1.0, 0.0, 0.5])
+    labels = torch.tensor([1.0, 1.0, 0.0, 0.0])
+    assert prm_label_accuracy(sums, labels) == pytest.approx((1 + 0 + 0.5 + 0) / 4)
 
 
 def test_group_ranking_accuracy_by_hand():
@@ -86,6 +99,9 @@ def test_config_is_the_prime_reference_run():
     cfg = compose("algo=prime", "model=qwen2.5-3b")
     assert (cfg.algo.lr, cfg.algo.prm_lr, cfg.algo.num_generations, cfg.algo.prm_beta) == (5e-7, 1e-6, 4, 0.05)
     assert (cfg.algo.accuracy_lower_bound, cfg.algo.accuracy_upper_bound) == (0.2, 0.8)
+    assert (cfg.algo.prime_norm, cfg.algo.prm_update, cfg.algo.rm_coef) == ("batch_norm", "after", 1.0)
+    twin = compose("experiment=tinyzero_countdown_3b_prime")
+    assert twin.algo.mini_batches == 4 and twin.algo.filter_accuracy  # PRIME's 4 policy and 4 PRM steps per batch
 
     from r1lab.algos import prime
 

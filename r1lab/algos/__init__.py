@@ -15,7 +15,11 @@ ALGORITHMS = {
     "grpo": "r1lab.algos.grpo",
     "ppo": "r1lab.algos.ppo",
     "prime": "r1lab.algos.prime",
+    "rloo": "r1lab.algos.rloo",
+    "reinforce_pp": "r1lab.algos.reinforce_pp",
 }
+# Every policy loss TRL 1.16's GRPOTrainer implements (`_compute_loss`); `algo.loss_type` takes any of them.
+LOSS_TYPES = ("grpo", "bnpo", "dr_grpo", "dapo", "luspo", "cispo", "sapo", "vespo")
 
 
 def algorithm_module(name: str) -> ModuleType:

@@ -32,31 +32,24 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from trl import GRPOConfig
 
 from r1lab.algos.base import clipped_update_fields
 from r1lab.algos.token_level import (
+    TokenLevelConfig,
     TokenLevelTrainer,
     TrainedCompanion,
     build_reference,
     clipped_value_loss,
-    gae,
-    kl_shaped_rewards,
     masked_mean,
-    masked_whiten,
     model_init_kwargs,
     policy_model_id,
+    ppo_advantages,
 )
 
 
 @dataclass
-class Config(GRPOConfig):
-    """GRPOConfig plus PPO's critic, GAE and reward-shaping fields.
-
-    `num_generations=1` (TinyZero) is allowed: GRPOConfig rejects fewer than 2 because GRPO's group baseline
-    needs a group, which PPO's critic replaces. `mini_batches` sets TRL's `steps_per_generation` to
-    `gradient_accumulation_steps * mini_batches`, so each rollout batch gives that many optimizer steps per epoch.
-    """
+class Config(TokenLevelConfig):
+    """GRPOConfig plus PPO's critic, GAE and reward-shaping fields (`mini_batches`, one rollout: TokenLevelConfig)."""
 
     critic_learning_rate: float = field(default=1e-5, metadata={"help": "Critic AdamW learning rate (constant)."})
     gamma: float = field(default=1.0, metadata={"help": "GAE discount."})
@@ -64,15 +57,6 @@ class Config(GRPOConfig):
     kl_coef: float = field(default=0.001, metadata={"help": "Weight of log(pi_old/pi_ref) subtracted from token rewards."})
     cliprange_value: float = field(default=0.5, metadata={"help": "Value clip around the rollout-time values."})
     mini_batches: int = field(default=2, metadata={"help": "Optimizer steps per epoch over one rollout batch."})
-
-    def __post_init__(self):
-        self.steps_per_generation = self.gradient_accumulation_steps * self.mini_batches
-        one_rollout = self.num_generations == 1
-        if one_rollout:
-            self.num_generations = 2  # passes GRPOConfig's group checks; restored below
-        super().__post_init__()
-        if one_rollout:
-            self.num_generations = 1
 
 
 class Trainer(TokenLevelTrainer):
@@ -124,20 +108,24 @@ class Trainer(TokenLevelTrainer):
             ]) * mask
 
         scores = self.local_rows(self.outcome_scores(), input_ids.size(0)).to(mask.device)
-        rewards = kl_shaped_rewards(scores, old_logps, ref_logps, mask, args.kl_coef)
-        advantages, returns = gae(rewards, values, mask, args.gamma, args.lam)
-        batch["advantages"] = masked_whiten(advantages, mask, self.all_reduce_sum)
+        batch["advantages"], returns = ppo_advantages(scores, old_logps, ref_logps, values, mask, args.kl_coef,
+                                                      args.gamma, args.lam, self.ranks)
         batch["old_per_token_logps"] = old_logps
 
         self.update_critic(input_ids, attention_mask, mask, values, returns)
-        self.record_metric("critic/kl", masked_mean(old_logps - ref_logps, mask).item())
-        self.record_metric("critic/values_mean", masked_mean(values, mask).item())
-        self.record_metric("critic/returns_mean", masked_mean(returns, mask).item())
+        self.record_rank_mean("critic/kl", masked_mean(old_logps - ref_logps, mask).item())
+        self.record_rank_mean("critic/values_mean", masked_mean(values, mask).item())
+        self.record_rank_mean("critic/returns_mean", masked_mean(returns, mask).item())
         return batch
 
     def update_critic(self, input_ids, attention_mask, mask, old_values, returns) -> None:
-        """`num_iterations` epochs over the rollout batch in shuffled per-device chunks, a step every GA chunks."""
+        """`num_iterations` epochs over the rollout batch in shuffled per-device chunks, a step every GA chunks.
+
+        That is `mini_batches` critic steps per epoch, as veRL's critic takes on the actor's mini-batch size
+        (`critic/optimizer_steps` logs the count). Losses are averaged over ranks.
+        """
         chunk = self.args.per_device_train_batch_size
+        steps_before = self.companion.steps
         num_completion = mask.size(1)
         losses, clipfracs, norms = [], [], []
         for _ in range(self.num_iterations):
@@ -153,8 +141,9 @@ class Trainer(TokenLevelTrainer):
                 clipfracs.append(clipfrac.item())
                 if norm is not None:
                     norms.append(norm)
-        self.record_metric("critic/value_loss", sum(losses) / len(losses))
-        self.record_metric("critic/vf_clipfrac", sum(clipfracs) / len(clipfracs))
+        self.record_rank_mean("critic/value_loss", sum(losses) / len(losses))
+        self.record_rank_mean("critic/vf_clipfrac", sum(clipfracs) / len(clipfracs))
+        self.record_metric("critic/optimizer_steps", self.companion.steps - steps_before)
         if norms:
             self.record_metric("critic/grad_norm", sum(norms) / len(norms))
 

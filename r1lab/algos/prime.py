@@ -1,31 +1,37 @@
 """PRIME: Process Reinforcement through IMplicit rEwards (Cui et al. 2025, arXiv:2502.01456).
 
-Each rollout batch (`num_generations` completions per prompt, 4 in the paper):
-1. Optional accuracy filter: prompts whose mean outcome over their completions lies outside
-   [`accuracy_lower_bound`, `accuracy_upper_bound`] (PRIME: [0.2, 0.8]) are dropped from both updates
-   (their completion masks are zeroed; rows stay so batch shapes and groups hold).
-2. Implicit process rewards (eq. 3): r_t = `prm_beta` * log(pi_prm(y_t) / pi_ref(y_t)), where the PRM is a
-   causal LM initialised from the policy and pi_ref a frozen copy of the initial policy.
-3. PRM update (eq. 4): cross-entropy between sigmoid(`prm_beta` * sum_t log(pi_prm/pi_ref)) and the outcome
-   label (the outcome reward clipped to [0, 1]), one AdamW step per rollout batch (lr `prm_learning_rate`),
-   after the rewards of step 2 were read (PRIME's `update=after`).
-4. Advantages (eq. 5, gamma = 1): leave-one-out (RLOO) baselines computed separately for the outcome reward and
-   for the process rewards, combined as outcome + `rm_coef` * process, summed from each token to the end and
-   whitened over the batch.
-5. Policy: PPO-clipped surrogate in TRL's loop with those (B, T) advantages (`beta` adds TRL's k3 KL term to
-   the same reference, 0 in PRIME).
+Reference: PRIME-RL/PRIME's `training/examples/run_prime_main.sh` on its veRL fork (`core_algos.py`,
+`workers/actor/dp_prime.py`, `trainer/main_ppo.py`), and veRL's PRIME recipe (`recipe/prime/`). Each rollout
+batch (`num_generations` completions per prompt, 4 in the paper):
 
-Defaults (conf/algo/prime.yaml) are PRIME's reference run (`run_prime_main.sh`): policy lr 5e-7, PRM lr 1e-6,
-4 samples per prompt, prm_beta 0.05, PRM grad clip 10, no entropy bonus, no KL, one epoch of one mini-batch per
-rollout batch. One exception: `rm_coef` defaults to 0.1, not PRIME's equal weighting (1.0, set by the
-tinyzero_countdown_3b_prime experiment), because on rewards of small spread the sum of an untrained PRM's
-implicit rewards swamped the outcome term (see conf/algo/prime.yaml).
+1. Labels: the task's 0/1 correctness reward (the one that defines `eval/accuracy`; `prm_label_reward` names
+   another), as PRIME labels with its verifier's `acc`. Optional accuracy filter: prompts whose mean label lies
+   outside [`accuracy_lower_bound`, `accuracy_upper_bound`] (PRIME: [0.2, 0.8]) are dropped from both updates
+   (their completion masks are zeroed; rows stay, so batch shapes and groups hold, where PRIME refills the batch
+   by oversampling).
+2. PRM update (eq. 4): `mini_batches` AdamW steps (lr `prm_learning_rate`, clip `prm_max_grad_norm`) on the
+   cross-entropy between sigmoid(`prm_beta` * sum_t q_t) and the label, q_t = log pi_prm(y_t) - log pi_ref(y_t),
+   with pi_prm a causal LM initialised from the policy and pi_ref a frozen copy of it. The reference's mini-batch
+   is the actor's, so it takes as many PRM steps as policy steps per batch. `prm_update=after` (PRIME-RL's run):
+   each mini-batch's q is read just before that mini-batch's step; `before` (veRL's recipe): after all steps.
+3. Process scores (eq. 3): the q_t of step 2, divided by the largest |sum_{s>=t} q_s| in the batch
+   (`prime_norm=batch_norm`; `none` uses `prm_beta` * q_t).
+4. Returns (eq. 5, gamma = 1): PRIME's RLOO on the outcome (last token) and on the process scores (every token)
+   separately, summed 1:1 (`rm_coef` weighs the process part, 1.0 in the reference), suffix-summed; the advantage
+   is the return whitened over the batch.
+5. Policy: PPO-clipped surrogate in TRL's loop with those (B, T) advantages, `mini_batches` steps per batch.
 
-What this adds to TRL (no PRIME in any version): the reference and the online PRM, the implicit process
-rewards, the two RLOO baselines and their combination into (B, T) advantages, the accuracy filter, and the PRM
-with its optimizer in checkpoints (`checkpoint-N/prm/`) and in `final/prm/`. Logged: `prime/prm_loss`,
-`prime/prm_accuracy` (pairwise ranking accuracy within groups, PRIME's dpo_acc), `prime/process_reward_mean`,
-`prime/filtered_ratio`, `prime/prm_grad_norm`; `train/reward` stays the mean outcome reward.
+The outcome is the task's weighted reward (`train/reward`); in PRIME it is the verifier's 0/1, the same thing
+for a task whose only reward is its correctness. Defaults (conf/algo/prime.yaml) are the reference run's:
+policy lr 5e-7, PRM lr 1e-6, prm_beta 0.05, PRM grad clip 10, rm_coef 1, no entropy bonus, no KL; its cadence
+(4 policy and 4 PRM steps per batch) is the TinyZero twin's (conf/experiment/tinyzero_countdown_3b_prime.yaml).
+
+What this adds to TRL (no PRIME in any version): the reference and the online PRM, the process scores, the
+RLOO'd returns, the filter, and the PRM with its optimizer in checkpoints (`checkpoint-N/prm/`) and in
+`final/prm/`. Logged every step: `prime/prm_accuracy` (share of kept completions whose label
+sigmoid(beta * sum q) > 1/2 predicts, before the PRM trained on them), `prime/prm_ranking_accuracy` (PRIME's
+dpo_acc), `prime/prm_loss`, `prime/prm_optimizer_steps`, `prime/process_reward_mean`, `prime/filtered_ratio`,
+`prime/prm_grad_norm`; `train/reward` stays the mean outcome reward.
 """
 
 from __future__ import annotations
@@ -35,42 +41,43 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from accelerate.utils import gather
-from trl import GRPOConfig
 
 from r1lab.algos.base import clipped_update_fields
 from r1lab.algos.token_level import (
+    TokenLevelConfig,
     TokenLevelTrainer,
     TrainedCompanion,
     build_reference,
     group_ranking_accuracy,
-    implicit_process_rewards,
-    leave_one_out_baseline,
-    masked_mean,
-    masked_whiten,
     model_init_kwargs,
     policy_model_id,
-    prime_returns,
+    prime_advantages,
     prm_cross_entropy,
+    prm_label_accuracy,
 )
 
 
 @dataclass
-class Config(GRPOConfig):
-    """GRPOConfig plus PRIME's PRM, reward-combination and filter fields (`mini_batches` as in PPO's Config)."""
+class Config(TokenLevelConfig):
+    """GRPOConfig plus PRIME's PRM, reward-combination and filter fields (`mini_batches`: TokenLevelConfig)."""
 
     prm_learning_rate: float = field(default=1e-6, metadata={"help": "PRM AdamW learning rate (constant)."})
-    prm_beta: float = field(default=0.05, metadata={"help": "Implicit reward scale beta (eq. 3 and 4)."})
+    prm_beta: float = field(default=0.05, metadata={"help": "beta of the PRM's sigmoid(beta * sum q) (eq. 4)."})
     prm_max_grad_norm: float = field(default=10.0, metadata={"help": "PRM gradient clipping."})
-    rm_coef: float = field(default=0.1, metadata={"help": "Weight of process-reward advantages vs outcome ones."})
+    prime_norm: str = field(default="batch_norm", metadata={"help": "Process-score scale: batch_norm | none."})
+    prm_update: str = field(default="after", metadata={"help": "Read q before each PRM step (after) or after all."})
+    prm_label_reward: str | None = field(default=None, metadata={"help": "0/1 reward labelling the PRM."})
+    rm_coef: float = field(default=1.0, metadata={"help": "Weight of the process RLOO returns vs the outcome ones."})
     filter_accuracy: bool = field(default=False, metadata={"help": "Drop prompts outside the accuracy bounds."})
-    accuracy_lower_bound: float = field(default=0.2, metadata={"help": "Lowest kept mean outcome of a prompt."})
-    accuracy_upper_bound: float = field(default=0.8, metadata={"help": "Highest kept mean outcome of a prompt."})
-    mini_batches: int = field(default=1, metadata={"help": "Optimizer steps per epoch over one rollout batch."})
+    accuracy_lower_bound: float = field(default=0.2, metadata={"help": "Lowest kept mean label of a prompt."})
+    accuracy_upper_bound: float = field(default=0.8, metadata={"help": "Highest kept mean label of a prompt."})
 
     def __post_init__(self):
-        self.steps_per_generation = self.gradient_accumulation_steps * self.mini_batches
         super().__post_init__()
+        if self.prime_norm not in ("batch_norm", "none"):
+            raise ValueError(f"prime_norm must be batch_norm or none, not {self.prime_norm!r}")
+        if self.prm_update not in ("after", "before"):
+            raise ValueError(f"prm_update must be after or before, not {self.prm_update!r}")
 
 
 class Trainer(TokenLevelTrainer):
@@ -86,24 +93,32 @@ class Trainer(TokenLevelTrainer):
         prm = create_model_from_path(policy_model_id(self), **model_init_kwargs(self))
         disable_dropout_in_model(prm)
         add_fused_lm_head(prm, temperature=self.temperature, cast_lm_head_to_fp32=self.args.cast_lm_head_to_fp32)
-        # One PRM step per rollout batch: accumulate over all its per-device chunks.
+        # One PRM step per mini-batch: accumulate over its per-device chunks (GA of them per rank).
         self.companion = TrainedCompanion(
             self, prm, learning_rate=self.args.prm_learning_rate, max_grad_norm=self.args.prm_max_grad_norm,
-            accumulation_steps=self.args.steps_per_generation,
+            accumulation_steps=self.args.gradient_accumulation_steps,
         )
+
+    def label_reward_name(self) -> str:
+        if self.args.prm_label_reward is not None:
+            return self.args.prm_label_reward
+        held_out = getattr(self, "held_out", None)
+        if held_out is None:
+            raise ValueError("PRIME needs the task's correctness reward for its PRM labels: set prm_label_reward")
+        return held_out.task.CORRECTNESS
 
     def _generate_and_score_completions(self, inputs):
         batch = super()._generate_and_score_completions(inputs)
         if not self.model.training:
             return batch
-        args, group = self.args, self.num_generations
+        args, group, ranks = self.args, self.num_generations, self.ranks
         local_size = batch["completion_ids"].size(0)
         device = batch["completion_ids"].device
 
-        # Outcomes and the filter are per prompt group, so they are computed on the whole (gathered) batch.
+        # Labels and the filter are per prompt group, so they are computed on the whole (gathered) batch.
         outcome = self.outcome_scores().to(device)
-        labels = outcome.clamp(0.0, 1.0)
-        keep = torch.ones_like(outcome)
+        labels = self.reward_column(self.label_reward_name().rpartition(".")[2]).to(device).clamp(0.0, 1.0)
+        keep = torch.ones_like(labels)
         if args.filter_accuracy:
             group_accuracy = labels.view(-1, group).mean(dim=1)
             kept_groups = (group_accuracy >= args.accuracy_lower_bound) & (group_accuracy <= args.accuracy_upper_bound)
@@ -116,60 +131,71 @@ class Trainer(TokenLevelTrainer):
         ref_logps = batch.get("ref_per_token_logps")
         if ref_logps is None:
             ref_logps = self.per_token_logps(self.reference, batch)
-        prm_logps = self.update_prm(batch, ref_logps, self.local_rows(labels, local_size), local_keep,
-                                    total_kept=keep.sum())
-        process = implicit_process_rewards(prm_logps, ref_logps, mask, args.prm_beta)
+        prm_logps = self.update_prm(batch, ref_logps, self.local_rows(labels, local_size), local_keep, keep)
+        if args.prm_update == "before":
+            prm_logps = self.per_token_logps(self.companion.module, batch)
         log_ratios = (prm_logps - ref_logps) * mask
 
-        # RLOO baselines need each group's other members: gather per-completion means (lengths differ per rank).
-        process_means = gather(masked_mean(process, mask, dim=1))
-        sequence_scores = gather((log_ratios * mask).sum(dim=1))
-        self.record_metric("prime/prm_accuracy", group_ranking_accuracy(
-            sequence_scores[keep.bool()], labels[keep.bool()], group) if keep.any() else 0.5)
-        self.record_metric("prime/process_reward_mean", (process_means * keep).sum().item() / max(keep.sum().item(), 1))
-        returns = prime_returns(
-            self.local_rows(outcome, local_size),
-            self.local_rows(leave_one_out_baseline(outcome, group), local_size),
-            process,
-            self.local_rows(leave_one_out_baseline(process_means, group), local_size),
-            mask,
-            args.rm_coef,
+        kept = keep.bool()
+        sequence_scores = ranks.gather(log_ratios.sum(dim=1))
+        if kept.any():
+            self.record_metric("prime/prm_accuracy", prm_label_accuracy(sequence_scores[kept], labels[kept]))
+            self.record_metric("prime/prm_ranking_accuracy",
+                               group_ranking_accuracy(sequence_scores[kept], labels[kept], group))
+        batch["advantages"], process = prime_advantages(
+            self.local_rows(outcome, local_size), log_ratios, mask, group, args.rm_coef, args.prime_norm,
+            args.prm_beta, ranks,
         )
-        batch["advantages"] = masked_whiten(returns, mask, self.all_reduce_sum)
+        self.record_metric("prime/process_reward_mean",
+                           (ranks.sum(process.sum()) / ranks.sum(mask.sum()).clamp(min=1)).item())
         return batch
 
-    def update_prm(self, batch, ref_logps, labels, keep, total_kept) -> torch.Tensor:
-        """One PRM step on the kept rows (eq. 4); returns the PRM's per-token log-probs from before the step."""
+    def update_prm(self, batch, ref_logps, labels, keep, global_keep) -> torch.Tensor:
+        """`mini_batches` PRM steps on the kept rows (eq. 4), in order; returns each row's PRM log-probs as read
+        just before the step of its mini-batch (PRIME-RL's `update=after`).
+
+        Rank r's k-th slice of rows is its part of global mini-batch k. Each chunk's loss is a sum over its kept rows,
+        scaled so that the step averages the BCE over the mini-batch's kept rows on all ranks (the companion divides
+        by its accumulation steps, DDP averages over ranks). A mini-batch the filter emptied on every rank is skipped
+        by all ranks together.
+        """
         chunk = self.args.per_device_train_batch_size
         input_ids = torch.cat([batch["prompt_ids"], batch["completion_ids"]], dim=1)
         attention_mask = torch.cat([batch["prompt_mask"], batch["completion_mask"]], dim=1)
         num_completion = batch["completion_ids"].size(1)
         mask = batch["completion_mask"].float()
-        # Each chunk's loss is a sum over its kept rows, scaled so that the accumulated step averages over the
-        # kept rows of all ranks (the companion divides by its accumulation steps, DDP averages over ranks).
-        # `total_kept` is global, so every rank skips the step together when the filter kept nothing.
-        train = bool(total_kept > 0)
-        scale = self.companion.accumulation_steps * self.accelerator.num_processes / total_kept.clamp(min=1)
-        all_logps, loss_sum, norm = [], 0.0, None
-        for start in range(0, input_ids.size(0), chunk):
-            rows = slice(start, start + chunk)
-            with torch.set_grad_enabled(train):
-                prm_logps, _, _ = self._get_per_token_logps_and_entropies(
-                    self.companion.module, input_ids[rows], attention_mask[rows], num_completion
-                )
-            all_logps.append(prm_logps.detach())
-            if not train:
-                continue
-            ratios = (prm_logps - ref_logps[rows]) * mask[rows]
-            kept = keep[rows].sum()
-            loss = prm_cross_entropy(ratios, mask[rows], labels[rows], self.args.prm_beta, weights=keep[rows]) * kept
-            loss_sum += loss.item()
-            step_norm = self.companion.backward(loss * scale)
-            norm = step_norm if step_norm is not None else norm
-        if train:
-            self.record_metric("prime/prm_loss", loss_sum / max(keep.sum().item(), 1))
-        if norm is not None:
-            self.record_metric("prime/prm_grad_norm", norm)
+        local_size, mini_batches = input_ids.size(0), self.args.mini_batches
+        local_mini = local_size // mini_batches
+        global_kept = global_keep.view(self.accelerator.num_processes, mini_batches, local_mini).sum(dim=(0, 2))
+        steps_before = self.companion.steps
+        all_logps, losses, norms = [], [], []
+        for k in range(mini_batches):
+            train = bool(global_kept[k] > 0)
+            scale = self.companion.accumulation_steps * self.accelerator.num_processes / global_kept[k].clamp(min=1)
+            loss_sum = 0.0
+            for start in range(k * local_mini, (k + 1) * local_mini, chunk):
+                rows = slice(start, min(start + chunk, (k + 1) * local_mini))
+                with torch.set_grad_enabled(train):
+                    prm_logps, _, _ = self._get_per_token_logps_and_entropies(
+                        self.companion.module, input_ids[rows], attention_mask[rows], num_completion
+                    )
+                all_logps.append(prm_logps.detach())
+                if not train:
+                    continue
+                ratios = (prm_logps - ref_logps[rows]) * mask[rows]
+                kept = keep[rows].sum()
+                loss = prm_cross_entropy(ratios, mask[rows], labels[rows], self.args.prm_beta, weights=keep[rows]) * kept
+                loss_sum += loss.item()
+                norm = self.companion.backward(loss * scale)
+                if norm is not None:
+                    norms.append(norm)
+            if train:
+                losses.append(loss_sum * self.accelerator.num_processes / global_kept[k].item())
+        if losses:
+            self.record_rank_mean("prime/prm_loss", sum(losses) / len(losses))
+        if norms:
+            self.record_metric("prime/prm_grad_norm", sum(norms) / len(norms))
+        self.record_metric("prime/prm_optimizer_steps", self.companion.steps - steps_before)
         return torch.cat(all_logps)
 
 
@@ -182,6 +208,9 @@ def config_fields(algo: Mapping) -> dict[str, Any]:
         "prm_learning_rate": float(algo["prm_lr"]),
         "prm_beta": float(algo["prm_beta"]),
         "prm_max_grad_norm": float(algo["prm_max_grad_norm"]),
+        "prime_norm": str(algo["prime_norm"]),
+        "prm_update": str(algo["prm_update"]),
+        "prm_label_reward": algo["prm_label_reward"],
         "rm_coef": float(algo["rm_coef"]),
         "filter_accuracy": bool(algo["filter_accuracy"]),
         "accuracy_lower_bound": float(algo["accuracy_lower_bound"]),

@@ -1,9 +1,11 @@
 """What PPO and PRIME share on top of GRPOTrainer: token-level advantage math and the extra models it needs.
 
-Math (pure functions on small tensors; `tests/test_ppo.py` and `tests/test_prime.py` check them by hand):
-masked mean/whitening, GAE, KL-shaped token rewards, the clipped value loss, leave-one-out (RLOO)
-baselines, and PRIME's implicit process rewards and PRM cross-entropy. Tensors are (B, T) over the
-completion tokens, with `mask` 1 on real completion tokens (EOS included) and 0 on right padding.
+Math (pure functions on small tensors; `tests/test_ppo.py` and `tests/test_prime.py` check them by hand, and
+`tests/test_golden_maths.py` against the reference implementations' formulas): masked mean/whitening, GAE,
+KL-shaped token rewards, the clipped value loss, leave-one-out (RLOO) baselines, and PRIME's process scores,
+masked RLOO, returns and PRM cross-entropy. Tensors are (B, T) over the completion tokens, with `mask` 1 on real
+completion tokens (EOS included) and 0 on right padding. Batch-wide statistics go through `Ranks`, so a batch
+split over ranks gives the same numbers as one process holding all of it.
 
 Models: `build_reference` (a frozen copy of the initial policy, as TRL builds its own at beta != 0) and
 `TrainedCompanion`, a second trained model (PPO's critic, PRIME's PRM) with its own optimizer, stepped
@@ -18,10 +20,12 @@ from __future__ import annotations
 import copy
 import os
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from trl import GRPOConfig
 
 from r1lab.algos.base import R1Trainer
 
@@ -110,13 +114,6 @@ def leave_one_out_baseline(values: torch.Tensor, group_size: int) -> torch.Tenso
     return ((grouped.sum(dim=1, keepdim=True) - grouped) / (group_size - 1)).view(-1)
 
 
-def implicit_process_rewards(
-    prm_logps: torch.Tensor, ref_logps: torch.Tensor, mask: torch.Tensor, beta: float
-) -> torch.Tensor:
-    """PRIME's implicit process reward (Cui et al. 2025, eq. 3): r_t = beta * log(pi_prm(y_t) / pi_ref(y_t))."""
-    return beta * (prm_logps - ref_logps) * mask
-
-
 def prm_cross_entropy(
     log_ratios: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor, beta: float, weights: torch.Tensor | None = None
 ) -> torch.Tensor:
@@ -132,23 +129,136 @@ def prm_cross_entropy(
     return (losses * weights).sum() / weights.sum().clamp(min=1)
 
 
-def prime_returns(
-    outcome: torch.Tensor,
-    outcome_baseline: torch.Tensor,
-    process: torch.Tensor,
-    process_baseline: torch.Tensor,
-    mask: torch.Tensor,
-    rm_coef: float,
-) -> torch.Tensor:
-    """PRIME's returns (Cui et al. 2025, eq. 5, gamma = 1): RLOO applied to each reward source, then summed.
+def _unchanged(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor
 
-    Outcome: (r_o - b_o) on the last token. Process: each token's r_t minus b_p, the mean over the other
-    completions of the group of their mean token reward (PRIME's reference code). Returns R_t = sum_{s>=t}
-    of the combined token rewards; the policy's advantage is R_t whitened over the batch.
+
+@dataclass
+class Ranks:
+    """Collectives over the ranks that share one rollout batch; the defaults are one process holding all of it.
+
+    `sum`/`max` reduce a tensor over ranks, `gather` concatenates (B, ...) tensors rank-major (as TRL gathers),
+    `index` is this rank's position, so `local` slices this rank's rows out of a gathered tensor.
     """
-    process_rloo = (process - process_baseline.unsqueeze(1)) * mask
-    token_rewards = last_token_scores(outcome - outcome_baseline, mask) + rm_coef * process_rloo
-    return token_rewards.flip(dims=[1]).cumsum(dim=1).flip(dims=[1]) * mask
+
+    sum: Callable[[torch.Tensor], torch.Tensor] = _unchanged
+    max: Callable[[torch.Tensor], torch.Tensor] = _unchanged
+    gather: Callable[[torch.Tensor], torch.Tensor] = _unchanged
+    index: int = 0
+
+    def local(self, values: torch.Tensor, local_size: int) -> torch.Tensor:
+        return values[self.index * local_size : (self.index + 1) * local_size]
+
+    @classmethod
+    def of_default_group(cls) -> Ranks:
+        """The ranks of torch.distributed's default process group (one process when there is none).
+
+        `gather` needs the same leading size on every rank, as TRL's per-rank batches have.
+        """
+        import torch.distributed as dist
+
+        if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+            return cls()
+
+        def all_reduce(op):
+            def reduce(tensor: torch.Tensor) -> torch.Tensor:
+                tensor = tensor.clone()
+                dist.all_reduce(tensor, op=op)
+                return tensor
+            return reduce
+
+        def all_gather(tensor: torch.Tensor) -> torch.Tensor:
+            parts = [torch.empty_like(tensor) for _ in range(dist.get_world_size())]
+            dist.all_gather(parts, tensor.contiguous())
+            return torch.cat(parts)
+
+        return cls(sum=all_reduce(dist.ReduceOp.SUM), max=all_reduce(dist.ReduceOp.MAX), gather=all_gather,
+                   index=dist.get_rank())
+
+
+def suffix_sum(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """R_t = sum_{s >= t} x_s over each row's masked positions (gamma = 1 returns)."""
+    return (x * mask).flip(dims=[1]).cumsum(dim=1).flip(dims=[1]) * mask
+
+
+def last_token_mask(mask: torch.Tensor) -> torch.Tensor:
+    """(B, T) with 1 on each row's last completion token only."""
+    return last_token_scores(torch.ones(mask.size(0), dtype=mask.dtype, device=mask.device), mask)
+
+
+def prime_process_scores(log_ratios: torch.Tensor, mask: torch.Tensor, norm: str, beta: float,
+                         ranks: Ranks = Ranks()) -> torch.Tensor:
+    """PRIME's token process rewards from q_t = log pi_prm(y_t) - log pi_ref(y_t) (Cui et al. 2025, eq. 3).
+
+    `norm="batch_norm"` (PRIME's `prime_norm`, its reference run): q_t divided by the largest |sum_{s>=t} q_s|
+    over the whole batch (+1e-6), so the largest process return is 1 and beta cancels; PRIME-RL's
+    `training/verl/workers/actor/dp_prime.py` (`compute_implicit_reward`, then `prime_norm`) scores every completion
+    token with the raw q_t. `norm="none"`: beta * q_t, as veRL's recipe (`recipe/prime/prime_dp_rm.py`) scores
+    when it does not normalise. The batch maximum is taken over all ranks (the reference takes it per data-parallel
+    shard; with one GPU the two agree), so the scores do not depend on how many ranks hold the batch.
+    """
+    q = log_ratios * mask
+    if norm == "none":
+        return beta * q
+    if norm != "batch_norm":
+        raise ValueError(f"prime_norm must be batch_norm or none, not {norm!r}")
+    largest = suffix_sum(q, mask).abs().max() if q.numel() else q.new_zeros(())
+    return q / (ranks.max(largest) + 1e-6)
+
+
+def masked_rloo(rewards: torch.Tensor, reward_mask: torch.Tensor, group_size: int, ranks: Ranks = Ranks()) -> torch.Tensor:
+    """PRIME's RLOO on one reward source (PRIME-RL `core_algos.compute_rloo_returns`, veRL `masked_rloo`).
+
+    With m_i the mean of row i's rewards over its `reward_mask` positions, every masked reward becomes
+    r * n / (n - 1) - sum_{j in group} m_j / (n - 1). For a reward on the last token only this is the usual
+    leave-one-out r_i - mean_{j != i} r_j; for token rewards it also moves each token by (r_t - m_i) / (n - 1).
+    Groups are `group_size` contiguous rows of the gathered batch.
+    """
+    n = group_size
+    means = masked_mean(rewards, reward_mask, dim=1)
+    totals = ranks.gather(means).view(-1, n).sum(dim=1).repeat_interleave(n)
+    local_totals = ranks.local(totals, rewards.size(0)).unsqueeze(1)
+    return (rewards * n / (n - 1) - local_totals / (n - 1)) * reward_mask
+
+
+def prime_returns(outcome: torch.Tensor, process_scores: torch.Tensor, mask: torch.Tensor, group_size: int,
+                  rm_coef: float, ranks: Ranks = Ranks()) -> torch.Tensor:
+    """PRIME's returns (eq. 5, gamma = 1): RLOO on each reward source separately, summed, then suffix sums.
+
+    The outcome (B,) sits on the last completion token; `process_scores` (B, T) on every token. PRIME-RL sums the
+    two RLOO'd sources 1:1 (`compute_rloo_returns`; veRL's recipe weighs both by 5): `rm_coef` is the process
+    weight, 1.0 in the reference. The policy's advantage is these returns whitened over the batch.
+    """
+    outcome_rloo = masked_rloo(last_token_scores(outcome, mask), last_token_mask(mask), group_size, ranks)
+    process_rloo = masked_rloo(process_scores, mask, group_size, ranks)
+    return suffix_sum(outcome_rloo + rm_coef * process_rloo, mask)
+
+
+def prime_advantages(outcome: torch.Tensor, log_ratios: torch.Tensor, mask: torch.Tensor, group_size: int,
+                     rm_coef: float, norm: str, beta: float, ranks: Ranks = Ranks()) -> tuple[torch.Tensor, torch.Tensor]:
+    """PRIME's policy advantages from outcomes (B,) and PRM log-ratios q (B, T): (whitened returns, process scores)."""
+    process = prime_process_scores(log_ratios, mask, norm, beta, ranks)
+    returns = prime_returns(outcome, process, mask, group_size, rm_coef, ranks)
+    return masked_whiten(returns, mask, ranks.sum), process
+
+
+def ppo_advantages(scores: torch.Tensor, logps: torch.Tensor, ref_logps: torch.Tensor, values: torch.Tensor,
+                   mask: torch.Tensor, kl_coef: float, gamma: float, lam: float,
+                   ranks: Ranks = Ranks()) -> tuple[torch.Tensor, torch.Tensor]:
+    """PPO's (whitened GAE advantages, returns) from outcome scores (B,), old/ref log-probs and values (B, T)."""
+    rewards = kl_shaped_rewards(scores, logps, ref_logps, mask, kl_coef)
+    advantages, returns = gae(rewards, values, mask, gamma, lam)
+    return masked_whiten(advantages, mask, ranks.sum), returns
+
+
+def prm_label_accuracy(sequence_log_ratios: torch.Tensor, labels: torch.Tensor) -> float:
+    """Share of completions whose 0/1 label the PRM predicts: sigmoid(beta * sum_t q_t) > 1/2 iff the label is 1.
+
+    veRL's `compute_dpo_abs_accuracy`, except that a tie (sum q = 0: an untrained PRM, sigmoid exactly 1/2) counts
+    as a coin flip, 1/2, where veRL's sign comparison counts it wrong.
+    """
+    right = ((sequence_log_ratios > 0) == (labels > 0.5)).float()
+    return torch.where(sequence_log_ratios == 0, 0.5, right).mean().item()
 
 
 def group_ranking_accuracy(scores: torch.Tensor, labels: torch.Tensor, group_size: int) -> float:
@@ -169,6 +279,31 @@ def group_ranking_accuracy(scores: torch.Tensor, labels: torch.Tensor, group_siz
             agree = ((score_gap > 0) == (label_gap > 0)).float()
             accuracies.append(((agree * label_gap.abs()).sum() / weight).item())
     return sum(accuracies) / len(accuracies)
+
+
+# --- config ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class TokenLevelConfig(GRPOConfig):
+    """GRPOConfig plus what every token-level algorithm sets: `mini_batches` and one rollout per prompt.
+
+    `mini_batches` sets TRL's `steps_per_generation` to `gradient_accumulation_steps * mini_batches`, so each
+    rollout batch gives that many policy optimizer steps per epoch (and as many critic/PRM steps).
+    `num_generations=1` (TinyZero's PPO, REINFORCE++) is allowed: GRPOConfig rejects fewer than 2 because GRPO's
+    group baseline needs a group, which a critic or a batch-wide baseline replaces.
+    """
+
+    mini_batches: int = field(default=1, metadata={"help": "Optimizer steps per epoch over one rollout batch."})
+
+    def __post_init__(self):
+        self.steps_per_generation = self.gradient_accumulation_steps * self.mini_batches
+        one_rollout = self.num_generations == 1
+        if one_rollout:
+            self.num_generations = 2  # passes GRPOConfig's group checks; restored below
+        super().__post_init__()
+        if one_rollout:
+            self.num_generations = 1
 
 
 # --- extra models --------------------------------------------------------------------------------------
@@ -225,6 +360,8 @@ class TrainedCompanion:
         self.max_grad_norm = max_grad_norm
         self.accumulation_steps = accumulation_steps
         self._backwards = 0
+        # Optimizer steps taken so far; the trainers log how many each rollout batch took.
+        self.steps = 0
         if args.gradient_checkpointing:
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=args.gradient_checkpointing_kwargs)
         model.config.use_cache = False
@@ -265,6 +402,7 @@ class TrainedCompanion:
             self.engine.backward(loss)  # DeepSpeed divides by its gradient_accumulation_steps itself
             self.engine.step()
             if boundary:
+                self.steps += 1
                 norm = self.engine.get_global_grad_norm()
                 return None if norm is None else float(norm)
             return None
@@ -274,6 +412,7 @@ class TrainedCompanion:
         norm = torch.nn.utils.clip_grad_norm_(self.module.parameters(), self.max_grad_norm)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
+        self.steps += 1
         return float(norm)
 
     def save(self, directory: str | os.PathLike, with_optimizer: bool, is_main_process: bool) -> None:
@@ -319,15 +458,15 @@ class TrainedCompanion:
 class TokenLevelTrainer(R1Trainer):
     """R1Trainer for algorithms that replace GRPO's sequence advantages with (B, T) token-level ones.
 
-    Subclasses set `self.companion` (their trained extra model) and `companion_name` (its folder in
-    checkpoints and in the final export), and compute advantages in `_generate_and_score_completions`
-    after `super()` has generated and scored the rollout batch (before TRL shuffles and splits it).
-    The companion is saved with the optimizer state in `checkpoint-N/<companion_name>/` and restored on
-    resume; `save_model` exports its weights next to the policy's.
+    Subclasses compute advantages in `_generate_and_score_completions` after `super()` has generated and scored
+    the rollout batch (before TRL shuffles and splits it). Those with a trained extra model (PPO's critic,
+    PRIME's PRM) set `self.companion` and `companion_name` (its folder in checkpoints and in the final export):
+    it is saved with its optimizer state in `checkpoint-N/<companion_name>/`, restored on resume, and
+    `save_model` exports its weights next to the policy's.
     """
 
-    companion_name: str
-    companion: TrainedCompanion
+    companion_name: str = ""
+    companion: TrainedCompanion | None = None
 
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
         # Keep the gathered per-function rewards: TRL returns only GRPO's group advantages.
@@ -343,13 +482,24 @@ class TokenLevelTrainer(R1Trainer):
         weights = self.reward_weights.to(self._rewards_per_func.device)
         return (self._rewards_per_func * weights.unsqueeze(0)).nansum(dim=1)
 
+    def reward_column(self, name: str) -> torch.Tensor:
+        """(N,) unweighted output of reward function `name` for the whole generation batch (None counts 0)."""
+        if name not in self.reward_func_names:
+            raise ValueError(f"reward {name!r} is not among this run's rewards {self.reward_func_names}: "
+                             "add it to task.rewards (weight 0 logs it without shaping the reward)")
+        return self._rewards_per_func[:, self.reward_func_names.index(name)].nan_to_num(0.0)
+
     def local_rows(self, values: torch.Tensor, local_size: int) -> torch.Tensor:
         """This rank's slice of a tensor gathered over ranks (TRL gathers rank-major)."""
-        start = self.accelerator.process_index * local_size
-        return values[start : start + local_size]
+        return self.ranks.local(values, local_size)
+
+    @property
+    def ranks(self) -> Ranks:
+        """The ranks sharing this rollout batch (accelerate's processes are torch.distributed's default group)."""
+        return Ranks.of_default_group()
 
     def all_reduce_sum(self, tensor: torch.Tensor) -> torch.Tensor:
-        return self.accelerator.reduce(tensor, reduction="sum")
+        return self.ranks.sum(tensor)
 
     def per_token_logps(self, model, batch: dict) -> torch.Tensor:
         """Log-probs of the completion tokens of `batch` under `model` (no grad), in per-device chunks."""
@@ -363,20 +513,28 @@ class TokenLevelTrainer(R1Trainer):
         return logps
 
     def record_metric(self, name: str, value: float) -> None:
+        """Log `value` (already the same on every rank, e.g. computed from gathered tensors) for this step."""
         self._metrics["train"][name].append(float(value))
+
+    def record_rank_mean(self, name: str, value: float) -> None:
+        """Log the mean over ranks of a rank-local `value` (a critic or PRM loss on this rank's rows)."""
+        local = torch.tensor(float(value), device=self.accelerator.device)
+        self.record_metric(name, self.accelerator.reduce(local, reduction="mean").item())
 
     def _save_optimizer_and_scheduler(self, output_dir):
         super()._save_optimizer_and_scheduler(output_dir)
+        if self.companion is None:
+            return
         self.companion.save(Path(output_dir) / self.companion_name, with_optimizer=True,
                             is_main_process=self.args.should_save)
 
     def _load_optimizer_and_scheduler(self, checkpoint):
         super()._load_optimizer_and_scheduler(checkpoint)
-        if checkpoint is not None:
+        if checkpoint is not None and self.companion is not None:
             self.companion.load(Path(checkpoint) / self.companion_name)
 
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False):
         super().save_model(output_dir, _internal_call)
-        if not _internal_call:  # checkpoints save the companion with its optimizer (above)
+        if not _internal_call and self.companion is not None:  # checkpoints save it with its optimizer (above)
             directory = Path(output_dir or self.args.output_dir) / self.companion_name
             self.companion.save(directory, with_optimizer=False, is_main_process=self.args.should_save)
