@@ -1,8 +1,8 @@
-"""Algorithm cost benchmark: step time and peak memory of GRPO, PPO and PRIME on the tiny model, as ratios to GRPO.
+"""Algorithm cost benchmark: step time and peak memory of every algorithm on the tiny model, as ratios to GRPO.
 
 Run from the repo root: python bench/algorithms.py  (with r1lab installed, `pip install -e .`, or PYTHONPATH=.);
-about 2 minutes on 2 CPU cores. Each algorithm trains `python launch.py algo=<a>` (tiny model, default task,
-default batch: 16 completions per optimizer step for all three) for STEPS steps in its own process, one thread,
+about 4 minutes on 2 CPU cores. Each algorithm trains `python launch.py algo=<a>` (tiny model, default task,
+default batch: 16 completions per optimizer step for all five) for STEPS steps in its own process, one thread,
 one run at a time. Step time is TRL's `step_time` (generation + scoring + extra models + update) averaged over
 the steps after the first; peak memory is the process's peak RSS (and peak CUDA memory on a GPU).
 """
@@ -20,12 +20,14 @@ from pathlib import Path
 from machine_info import machine
 
 REPO = Path(__file__).resolve().parent.parent
-ALGORITHMS = ("grpo", "ppo", "prime")
+ALGORITHMS = ("grpo", "ppo", "prime", "rloo", "reinforce_pp")
 STEPS = 12
 EXTRA_MODELS = {
     "grpo": "policy + frozen reference (beta 0.001)",
     "ppo": "policy + frozen reference + critic (backbone copy + value head) with its own AdamW",
     "prime": "policy + frozen reference + PRM (policy copy) with its own AdamW",
+    "rloo": "policy only (kl_coef 0: no reference)",
+    "reinforce_pp": "policy + frozen reference",
 }
 
 
@@ -66,17 +68,17 @@ def main() -> None:
         results = {algo: measure(algo, Path(tmp)) for algo in ALGORITHMS}
     base = results["grpo"]
     cuda = "cuda_mb" in base
-    header = f"{'algo':6} {'step s':>7} {'x GRPO':>7} {'peak RSS MB':>12} {'x GRPO':>7}"
+    header = f"{'algo':12} {'step s':>7} {'x GRPO':>7} {'peak RSS MB':>12} {'x GRPO':>7}"
     print(header + (f" {'peak CUDA MB':>13} {'x GRPO':>7}" if cuda else "") + "  models held")
     for algo, r in results.items():
-        line = (f"{algo:6} {r['step_s']:7.3f} {r['step_s'] / base['step_s']:7.2f} {r['rss_mb']:12.0f} "
+        line = (f"{algo:12} {r['step_s']:7.3f} {r['step_s'] / base['step_s']:7.2f} {r['rss_mb']:12.0f} "
                 f"{r['rss_mb'] / base['rss_mb']:7.2f}")
         if cuda:
             line += f" {r['cuda_mb']:13.0f} {r['cuda_mb'] / base['cuda_mb']:7.2f}"
         print(f"{line}  {EXTRA_MODELS[algo]}")
     # On CPU the peak RSS is mostly libraries (the tiny model has ~0.1M parameters); on GPUs what the extra models
     # cost is their state: a trained model holds weights + gradients + 2 AdamW moments (4 copies), a frozen one 1.
-    state = {"grpo": 4 + 1, "ppo": 4 + 1 + 4, "prime": 4 + 1 + 4}
+    state = {"grpo": 4 + 1, "ppo": 4 + 1 + 4, "prime": 4 + 1 + 4, "rloo": 4, "reinforce_pp": 4 + 1}
     print("\nmodel state in policy-sized copies (trained 4, frozen 1; GRPO with beta 0.001 holds a reference): "
           + ", ".join(f"{algo} {copies} ({copies / state['grpo']:.1f}x GRPO)" for algo, copies in state.items()))
 
