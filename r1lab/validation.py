@@ -75,6 +75,8 @@ def problems(cfg: DictConfig) -> list[str]:
         found.append(f"variant.prompt_style must be plain or chat, not {cfg.variant.prompt_style!r}")
     if cfg.algo.name not in ALGORITHMS:
         found.append(f"algo.name {cfg.algo.name!r} is not one of {sorted(ALGORITHMS)}")
+    from r1lab.algos.config_checks import algorithm_problems
+
     found.extend(algorithm_problems(cfg))
 
     try:  # the task's own checks (countdown: target rule, task.test_path's rows)
@@ -122,33 +124,6 @@ def environment_problems(cfg: DictConfig) -> list[str]:
         found.append("dist with DeepSpeed needs it installed: pip install -e '.[deepspeed]'")
     if cfg.train.get("liger_kernel") and importlib.util.find_spec("liger_kernel") is None:
         found.append("train.liger_kernel=true needs Liger's kernels: pip install liger-kernel (Triton, CUDA GPUs)")
-    return found
-
-
-def algorithm_problems(cfg: DictConfig) -> list[str]:
-    """The algorithm's keys that compose but cannot run as meant (see conf/algo/*.yaml)."""
-    from r1lab.algos import ALGORITHMS, LOSS_TYPES
-    from r1lab.tasks import task_module
-
-    algo, found = cfg.algo, []
-    if algo.get("loss_type") is not None and algo.loss_type not in LOSS_TYPES:
-        found.append(f"algo.loss_type {algo.loss_type!r} is not one of TRL's losses {list(LOSS_TYPES)}")
-    if algo.get("loss_type") == "dr_grpo" and algo.get("scale_rewards", "none") == "group":
-        found.append("algo.loss_type=dr_grpo with algo.scale_rewards=group: Dr. GRPO (Liu et al. 2025) removes the "
-                     "division by the group's std; set algo.scale_rewards=none (or batch)")
-    if algo.name == "prime":
-        label = algo.get("prm_label_reward")
-        try:
-            label = label or task_module(cfg.task.name).CORRECTNESS
-        except ValueError:
-            label = None  # the unknown task is reported with its rewards
-        if label is not None and label not in (cfg.task.get("rewards") or {}):
-            found.append(f"algo=prime labels its PRM with reward {label!r}, which is not in task.rewards: add "
-                         f"+task.rewards.{label}=0.0 (logged, not shaping) or set algo.prm_label_reward")
-    if algo.name in ALGORITHMS:
-        from r1lab.trl_args import trl_passthrough_problems
-
-        found.extend(trl_passthrough_problems(cfg))
     return found
 
 

@@ -160,6 +160,13 @@ def assert_equal_on_tokens(actual, expected, mask):
     torch.testing.assert_close(actual * mask, expected * mask, **TOLERANCE)
 
 
+def raised(values: torch.Tensor, row: int, column: int, by: float) -> torch.Tensor:
+    """A copy of `values` with one token's log-prob raised."""
+    copy = values.clone()
+    copy[row, column] += by
+    return copy
+
+
 @pytest.mark.parametrize(("gamma", "lam"), [(1.0, 1.0), (0.9, 0.8)])
 def test_ppo_advantages_and_returns_are_verls(batch, gamma, lam):
     b = batch
@@ -175,11 +182,9 @@ def test_ppo_kl_penalty_lowers_the_advantage_of_tokens_the_policy_favours_over_t
     # Sign check independent of the reference: raising log pi_old on one token above log pi_ref must lower its
     # return (the reward pays kl_coef for the excess), so the KL term pulls the policy back toward the reference.
     b = batch
-    bumped = b["logps"].clone()
-    bumped[0, 0] += 1.0
-    _, before = ppo_advantages(b["scores"], b["logps"], b["ref_logps"], b["values"], b["mask"], 0.1, 1.0, 1.0)
-    _, after = ppo_advantages(b["scores"], bumped, b["ref_logps"], b["values"], b["mask"], 0.1, 1.0, 1.0)
-    assert after[0, 0].item() == pytest.approx(before[0, 0].item() - 0.1, abs=1e-9)
+    returns = [ppo_advantages(b["scores"], logps, b["ref_logps"], b["values"], b["mask"], 0.1, 1.0, 1.0)[1]
+               for logps in (b["logps"], raised(b["logps"], 0, 0, 1.0))]
+    assert returns[1][0, 0].item() == pytest.approx(returns[0][0, 0].item() - 0.1, abs=1e-9)
 
 
 def test_value_loss_is_verls(batch):
@@ -208,12 +213,10 @@ def test_prime_advantages_are_prime_rls(batch, outcome):
 def test_prime_process_scores_follow_the_prm(batch):
     # A PRM that rates one token higher than the reference gives that token a higher process score.
     b = batch
-    raised = b["prm_logps"].clone()
-    raised[0, 3] += 2.0
-    args = dict(group_size=GROUP, rm_coef=1.0, norm="none", beta=0.05)
-    _, before = prime_advantages(b["scores"], (b["prm_logps"] - b["ref_logps"]) * b["mask"], b["mask"], **args)
-    _, after = prime_advantages(b["scores"], (raised - b["ref_logps"]) * b["mask"], b["mask"], **args)
-    assert after[0, 3].item() == pytest.approx(before[0, 3].item() + 0.1, abs=1e-9)
+    scores = [prime_advantages(b["scores"], (prm_logps - b["ref_logps"]) * b["mask"], b["mask"], GROUP, 1.0,
+                               "none", 0.05)[1]
+              for prm_logps in (b["prm_logps"], raised(b["prm_logps"], 0, 3, 2.0))]
+    assert scores[1][0, 3].item() == pytest.approx(scores[0][0, 3].item() + 0.1, abs=1e-9)
 
 
 def test_prm_loss_and_ranking_accuracy_are_prime_rls(batch):

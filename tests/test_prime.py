@@ -111,6 +111,15 @@ def test_config_is_the_prime_reference_run():
     assert args.prm_learning_rate == 1e-6 and args.beta == 0.0
 
 
+def test_prime_keys_are_checked_before_any_model():
+    from r1lab.validation import ConfigError, validate
+
+    with pytest.raises(ConfigError) as error:
+        validate(compose("algo=prime", "algo.prime_norm=max", "algo.prm_update=never",
+                         "algo.prm_label_reward=no_such_reward"))
+    assert all(text in str(error.value) for text in ("algo.prime_norm", "algo.prm_update", "'no_such_reward'"))
+
+
 @pytest.mark.slow
 def test_resume_restores_the_prm_with_the_filter_on(tmp_path):
     assert_resume_is_exact(tmp_path, "prm", "algo=prime", "algo.filter_accuracy=true", "algo.accuracy_lower_bound=0.05")
