@@ -11,9 +11,9 @@ Two more runs check the wiring that a rising reward cannot show (each mutation n
   0.001): the KL term pulls toward the reference (a flipped KL sign pushes away, and the KL grows instead).
 - `prime-labelled`: PRIME on a sanity variant whose PRM label (`tests.helpers.some_digits_reward`, digit share
   >= 7%) holds for about half the completions from the start, and whose outcome reward is 0 everywhere, with 2
-  PRM steps per rollout. Its PRM learns to predict the labels (`prime/prm_accuracy` rises; flipped labels or a
-  PRM never updated do not), and its process rewards alone teach the policy to earn the label (a flipped process
-  sign teaches the opposite).
+  PRM steps per rollout. Its labels are the label reward's outputs (flipped labels are not), its PRM learns to
+  predict them (`prime/prm_accuracy` rises; a PRM never updated does not), and its process rewards alone teach the
+  policy to earn the label (a flipped process sign or flipped labels teach the opposite).
 The runs go two at a time, one thread each (a 2-core CPU budget).
 """
 
@@ -33,6 +33,7 @@ ALGORITHMS = ("grpo", "ppo", "prime", "rloo", "reinforce_pp")
 MIN_RISE = 0.2
 NEGATED = "task.rewards.digit_share_reward=-1.0"
 LABEL = "tests.helpers.some_digits_reward"
+LABEL_NAME = LABEL.rpartition(".")[2]
 # Sanity with no outcome reward, plus the PRM label reward (weight 0, logged); a dotted reward name is a YAML key.
 LABELLED_TASK = f"defaults:\n  - sanity\n  - _self_\nrewards:\n  digit_share_reward: 0.0\n  {LABEL}: 0.0\n"
 
@@ -122,6 +123,9 @@ def test_ppo_kl_term_pulls_toward_the_reference(runs):
 def test_prm_learns_its_labels_with_the_configured_steps(runs):
     first, last = first_and_last_five(runs["prime-labelled"], "train/prime/prm_accuracy")
     assert last >= first + 0.1 and last >= 0.7, f"prime/prm_accuracy first 5 {first:.3f}, last 5 {last:.3f}"
+    # The labels are the label reward's 0/1 outputs, as logged by TRL for the same completions.
+    labelled = runs["prime-labelled"]
+    assert metric(labelled, "train/prime/label_mean") == pytest.approx(metric(labelled, f"train/rewards/{LABEL_NAME}/mean"))
     assert set(metric(runs["prime-labelled"], "train/prime/prm_optimizer_steps")) == {2.0}
     assert set(metric(runs["prime"], "train/prime/prm_optimizer_steps")) == {1.0}
     assert len(metric(runs["prime"], "train/prime/prm_accuracy")) == len(metric(runs["prime"], "train/reward"))
@@ -129,5 +133,5 @@ def test_prm_learns_its_labels_with_the_configured_steps(runs):
 
 def test_prime_process_rewards_alone_teach_the_policy(runs):
     assert set(metric(runs["prime-labelled"], "train/reward")) == {0.0}  # no outcome signal at all
-    first, last = first_and_last_five(runs["prime-labelled"], f"train/rewards/{LABEL.rpartition('.')[2]}/mean")
+    first, last = first_and_last_five(runs["prime-labelled"], f"train/rewards/{LABEL_NAME}/mean")
     assert last >= first + MIN_RISE, f"label rate first 5 {first:.3f}, last 5 {last:.3f}"

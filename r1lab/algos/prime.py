@@ -31,7 +31,7 @@ RLOO'd returns, the filter, and the PRM with its optimizer in checkpoints (`chec
 `final/prm/`. Logged every step: `prime/prm_accuracy` (share of kept completions whose label
 sigmoid(beta * sum q) > 1/2 predicts, before the PRM trained on them), `prime/prm_ranking_accuracy` (PRIME's
 dpo_acc), `prime/prm_loss`, `prime/prm_optimizer_steps`, `prime/process_reward_mean`, `prime/filtered_ratio`,
-`prime/prm_grad_norm`; `train/reward` stays the mean outcome reward.
+`prime/prm_grad_norm`, `prime/label_mean`; `train/reward` stays the mean outcome reward.
 """
 
 from __future__ import annotations
@@ -118,6 +118,7 @@ class Trainer(TokenLevelTrainer):
         # Labels and the filter are per prompt group, so they are computed on the whole (gathered) batch.
         outcome = self.outcome_scores().to(device)
         labels = self.reward_column(self.label_reward_name().rpartition(".")[2]).to(device).clamp(0.0, 1.0)
+        self.record_metric("prime/label_mean", labels.mean().item())
         keep = torch.ones_like(labels)
         if args.filter_accuracy:
             group_accuracy = labels.view(-1, group).mean(dim=1)
