@@ -125,8 +125,9 @@ def test_prm_learns_its_labels_with_the_configured_steps(runs):
     assert last >= first + 0.1 and last >= 0.7, f"prime/prm_accuracy first 5 {first:.3f}, last 5 {last:.3f}"
     # The labels are the label reward's 0/1 outputs, as logged by TRL for the same completions.
     labelled = runs["prime-labelled"]
-    assert metric(labelled, "train/prime/label_mean") == pytest.approx(metric(labelled, f"train/rewards/{LABEL_NAME}/mean"))
-    assert set(metric(runs["prime-labelled"], "train/prime/prm_optimizer_steps")) == {2.0}
+    label_means = metric(labelled, "train/prime/label_mean")
+    assert label_means == pytest.approx(metric(labelled, f"train/rewards/{LABEL_NAME}/mean"))
+    assert set(metric(labelled, "train/prime/prm_optimizer_steps")) == {2.0}
     assert set(metric(runs["prime"], "train/prime/prm_optimizer_steps")) == {1.0}
     assert len(metric(runs["prime"], "train/prime/prm_accuracy")) == len(metric(runs["prime"], "train/reward"))
 
