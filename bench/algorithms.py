@@ -4,7 +4,9 @@ Run from the repo root: python bench/algorithms.py  (with r1lab installed, `pip 
 about 4 minutes on 2 CPU cores. Each algorithm trains `python launch.py algo=<a>` (tiny model, default task,
 default batch: 16 completions per optimizer step for all five) for STEPS steps in its own process, one thread,
 one run at a time. Step time is TRL's `step_time` (generation + scoring + extra models + update) averaged over
-the steps after the first; peak memory is the process's peak RSS (and peak CUDA memory on a GPU).
+the steps after the first; run CPU s is the run's process CPU time (start-up and final eval included, the same for
+all), which other jobs on a shared core do not inflate; peak memory is the process's peak RSS (and peak CUDA
+memory on a GPU).
 """
 
 from __future__ import annotations
@@ -40,7 +42,10 @@ def run_one(algo: str, run_dir: str) -> None:
     except SystemExit as exit_:
         if exit_.code not in (0, None):
             raise
-    peak = {"rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    # CPU seconds of the whole run (imports, model build, 12 steps, final eval): unlike wall-clock step times,
+    # other jobs on the same core do not inflate it.
+    peak = {"rss_mb": usage.ru_maxrss / 1024, "cpu_s": usage.ru_utime + usage.ru_stime}
     import torch
 
     if torch.cuda.is_available():
@@ -68,11 +73,12 @@ def main() -> None:
         results = {algo: measure(algo, Path(tmp)) for algo in ALGORITHMS}
     base = results["grpo"]
     cuda = "cuda_mb" in base
-    header = f"{'algo':12} {'step s':>7} {'x GRPO':>7} {'peak RSS MB':>12} {'x GRPO':>7}"
+    header = (f"{'algo':12} {'step s':>7} {'x GRPO':>7} {'run CPU s':>9} {'x GRPO':>7} {'peak RSS MB':>12} "
+              f"{'x GRPO':>7}")
     print(header + (f" {'peak CUDA MB':>13} {'x GRPO':>7}" if cuda else "") + "  models held")
     for algo, r in results.items():
-        line = (f"{algo:12} {r['step_s']:7.3f} {r['step_s'] / base['step_s']:7.2f} {r['rss_mb']:12.0f} "
-                f"{r['rss_mb'] / base['rss_mb']:7.2f}")
+        line = (f"{algo:12} {r['step_s']:7.3f} {r['step_s'] / base['step_s']:7.2f} {r['cpu_s']:9.1f} "
+                f"{r['cpu_s'] / base['cpu_s']:7.2f} {r['rss_mb']:12.0f} {r['rss_mb'] / base['rss_mb']:7.2f}")
         if cuda:
             line += f" {r['cuda_mb']:13.0f} {r['cuda_mb'] / base['cuda_mb']:7.2f}"
         print(f"{line}  {EXTRA_MODELS[algo]}")
