@@ -1,7 +1,7 @@
 """The one place where r1lab's composed config becomes TRL's `GRPOConfig`.
 
-Every algorithm trains through a `GRPOConfig` (PPO and PRIME subclass it), so batch sizes,
-precision, checkpointing, rollout engine and DeepSpeed settings mean the same for all three.
+Every algorithm trains through a `GRPOConfig` (the token-level ones subclass it), so batch sizes,
+precision, checkpointing, rollout engine and DeepSpeed settings mean the same for all of them.
 The algorithm module supplies only its own fields (`config_fields`).
 """
 

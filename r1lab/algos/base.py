@@ -1,8 +1,8 @@
 """`R1Trainer`: TRL's GRPOTrainer plus what every r1lab algorithm shares.
 
-PPO and PRIME subclass it too, so held-out evaluation, the "aha" metrics of the training
+PPO, PRIME, RLOO and REINFORCE++ subclass it too, so held-out evaluation, the "aha" metrics of the training
 completions (`train/aha/*`, r1lab/aha.py) and Mini-R1's completion sample files are written once and
-behave the same for the three algorithms.
+behave the same for every algorithm.
 """
 
 from __future__ import annotations
