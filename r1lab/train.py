@@ -18,6 +18,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from r1lab import tracking
+from r1lab.launching.memory_plan import gpu_memory_plan, refuse_if_over_gpu_memory
 from r1lab.validation import validate
 
 log = logging.getLogger(__name__)
@@ -37,12 +38,14 @@ def _job_location() -> tuple[Path, str | None]:
 
 def run_job(cfg: DictConfig) -> dict[str, Any]:
     validate(cfg)
+    refuse_if_over_gpu_memory(cfg)
     output_dir, sweep_dir = _job_location()
     if cfg.dry_run and sweep_dir is None:
         from r1lab.launching.preflight import PlannedJob, job_table
         from r1lab.launching.resources import estimated_gpu_hours, resources_for
 
-        job = PlannedJob(0, list(HydraConfig.get().overrides.task), cfg, resources_for(cfg), estimated_gpu_hours(cfg))
+        job = PlannedJob(0, list(HydraConfig.get().overrides.task), cfg, resources_for(cfg), estimated_gpu_hours(cfg),
+                         gpu_memory_plan(cfg))
         print(job_table([job]) + "\ndry run: nothing launched", flush=True)
         return {}
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -138,6 +141,10 @@ def _check_hardware(cfg: DictConfig) -> None:
         needs_gpu.append("train.bf16=true (use train.bf16=false)")
     if needs_gpu:
         raise RuntimeError("no CUDA GPU here, but the config asks for " + " and ".join(needs_gpu))
+    from r1lab.adapters import adapter_hardware_problems
+
+    if refused := adapter_hardware_problems(cfg, cuda_available=False):
+        raise RuntimeError(refused[0])
 
 
 def train(cfg: DictConfig, output_dir: Path, identity: tracking.RunIdentity) -> dict[str, Any]:
@@ -186,6 +193,7 @@ def _train_and_evaluate(cfg, algo, args, model_path, tokenizer, train_split, tes
     """The algorithm's trainer on the prepared data: train (resuming if possible), then the final evaluation."""
     from transformers.trainer_utils import get_last_checkpoint
 
+    from r1lab.adapters import lora_config, quantization_config
     from r1lab.data import held_out_rows
     from r1lab.evaluation import HeldOutSpec
     from r1lab.launching.preemption import StopOnSignal, on_terminate, stop_requested
@@ -197,6 +205,9 @@ def _train_and_evaluate(cfg, algo, args, model_path, tokenizer, train_split, tes
     rewards = dict(cfg.task.rewards)
     trainer = algo.Trainer(
         model=model_path,
+        peft_config=lora_config(cfg.adapter),
+        quantization_config=quantization_config(cfg.adapter, cfg.model.dtype),
+        companion_lora=lora_config(cfg.adapter) if cfg.adapter.get("companions") == "adapter" else None,
         reward_funcs=[resolve_reward(cfg.task.name, name) for name in rewards],
         args=args,
         train_dataset=train_split,
@@ -227,6 +238,8 @@ def _train_and_evaluate(cfg, algo, args, model_path, tokenizer, train_split, tes
     return {
         "global_step": trainer.state.global_step,
         "world_size": trainer.args.world_size,
+        # The policy's trained parameters (the adapter's under adapter=lora|qlora).
+        "trainable_params": sum(p.numel() for p in trainer.model.parameters() if p.requires_grad),
         "resumed_from": checkpoint,
         "train_runtime": train_output.metrics.get("train_runtime"),
         **{key.replace("eval_", "eval/", 1): value for key, value in final_eval.items()},

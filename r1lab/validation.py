@@ -124,7 +124,9 @@ def environment_problems(cfg: DictConfig) -> list[str]:
         found.append("dist with DeepSpeed needs it installed: pip install -e '.[deepspeed]'")
     if cfg.train.get("liger_kernel") and importlib.util.find_spec("liger_kernel") is None:
         found.append("train.liger_kernel=true needs Liger's kernels: pip install liger-kernel (Triton, CUDA GPUs)")
-    return found
+    from r1lab.adapters import adapter_environment_problems
+
+    return found + adapter_environment_problems(cfg)
 
 
 def validate(cfg: DictConfig) -> None:

@@ -24,6 +24,13 @@ class R1Trainer(HeldOutEvaluation, GRPOTrainer):
     # Set by r1lab.train; None writes no sample files. Only the main process writes.
     completion_samples: CompletionSamples | None = None
 
+    def __init__(self, *args, companion_lora=None, **kwargs):
+        """`companion_lora`: the LoraConfig PPO's critic and PRIME's PRM get under an adapter (r1lab/adapters.py);
+        None trains them in full. `quantization_config` (TRL's argument) is kept to load them like the policy."""
+        self.companion_lora = companion_lora
+        self.quantization_config = kwargs.get("quantization_config")
+        super().__init__(*args, **kwargs)
+
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
         """TRL's rewards, plus the aha metrics and sample files of the same completions.
 

@@ -40,10 +40,10 @@ from r1lab.algos.token_level import (
     TrainedCompanion,
     build_reference,
     clipped_value_loss,
+    load_companion,
     masked_mean,
-    model_init_kwargs,
-    policy_model_id,
     ppo_advantages,
+    with_companion_adapter,
 )
 
 
@@ -67,14 +67,12 @@ class Trainer(TokenLevelTrainer):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         from transformers import AutoModelForTokenClassification
-        from trl.trainer.utils import create_model_from_path, disable_dropout_in_model
+        from trl.trainer.utils import disable_dropout_in_model
 
         self.reference = build_reference(self)
-        critic = create_model_from_path(
-            policy_model_id(self), architecture=AutoModelForTokenClassification, num_labels=1,
-            **model_init_kwargs(self),
-        )
+        critic = load_companion(self, architecture=AutoModelForTokenClassification, num_labels=1)
         disable_dropout_in_model(critic)
+        critic = with_companion_adapter(self, critic, "TOKEN_CLS")
         self.companion = TrainedCompanion(
             self, critic, learning_rate=self.args.critic_learning_rate, max_grad_norm=self.args.max_grad_norm,
             accumulation_steps=self.args.gradient_accumulation_steps,

@@ -49,11 +49,11 @@ from r1lab.algos.token_level import (
     TrainedCompanion,
     build_reference,
     group_ranking_accuracy,
-    model_init_kwargs,
-    policy_model_id,
+    load_companion,
     prime_advantages,
     prm_cross_entropy,
     prm_label_accuracy,
+    with_companion_adapter,
 )
 
 
@@ -87,12 +87,13 @@ class Trainer(TokenLevelTrainer):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        from trl.trainer.utils import add_fused_lm_head, create_model_from_path, disable_dropout_in_model
+        from trl.trainer.utils import add_fused_lm_head, disable_dropout_in_model
 
         self.reference = build_reference(self)
-        prm = create_model_from_path(policy_model_id(self), **model_init_kwargs(self))
+        prm = load_companion(self)
         disable_dropout_in_model(prm)
         add_fused_lm_head(prm, temperature=self.temperature, cast_lm_head_to_fp32=self.args.cast_lm_head_to_fp32)
+        prm = with_companion_adapter(self, prm, "CAUSAL_LM")  # after the fused head, as TRL patches the policy
         # One PRM step per mini-batch: accumulate over its per-device chunks (GA of them per rank).
         self.companion = TrainedCompanion(
             self, prm, learning_rate=self.args.prm_learning_rate, max_grad_norm=self.args.prm_max_grad_norm,

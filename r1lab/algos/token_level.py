@@ -17,6 +17,7 @@ target and be destroyed by `free_memory()` when training starts.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 from collections.abc import Callable
@@ -325,13 +326,19 @@ def policy_model_id(trainer) -> str:
     return get_config_model_id(trainer.model.config)
 
 
-def build_reference(trainer) -> torch.nn.Module:
-    """The frozen reference policy: TRL's own when it built one (beta != 0), else a fresh copy of the initial policy.
+def build_reference(trainer) -> torch.nn.Module | None:
+    """The frozen reference policy: TRL's own when it built one (beta != 0), else a fresh copy of the initial policy;
+    None when the policy trains an adapter: the reference is then its base with the adapter disabled, as in TRL
+    (`TokenLevelTrainer.per_token_logps`).
 
     Its LM head is patched like the policy's (same temperature), so its log-probs compare with the policy's.
     """
+    from accelerate.utils import is_peft_model
+
     if trainer.ref_model is not None:
         return trainer.ref_model
+    if is_peft_model(trainer.model):
+        return None
     from trl.models import prepare_deepspeed
     from trl.trainer.utils import add_fused_lm_head, create_model_from_path, disable_dropout_in_model
 
@@ -343,6 +350,35 @@ def build_reference(trainer) -> torch.nn.Module:
     if trainer.is_fsdp_enabled:
         raise NotImplementedError("r1lab's PPO and PRIME support DeepSpeed and DDP, not FSDP")
     return trainer.accelerator.prepare_model(reference, evaluation_mode=True)
+
+
+def load_companion(trainer, **from_pretrained) -> torch.nn.Module:
+    """A critic's or PRM's starting point, loaded from the policy's checkpoint like the policy: quantized as the
+    policy when it gets its own adapter on a 4-bit base (adapter=qlora, adapter.companions=adapter)."""
+    from trl.trainer.utils import create_model_from_path
+
+    kwargs = model_init_kwargs(trainer)
+    if trainer.companion_lora is not None and trainer.quantization_config is not None:
+        kwargs["quantization_config"] = trainer.quantization_config
+    return create_model_from_path(policy_model_id(trainer), **from_pretrained, **kwargs)
+
+
+def with_companion_adapter(trainer, model: torch.nn.Module, task_type: str) -> torch.nn.Module:
+    """`model` with its own LoRA adapter when the run trains companions with adapters, else `model` itself.
+
+    `task_type` TOKEN_CLS (the critic) also trains peft's `modules_to_save` head (the value head `score`) in full.
+    """
+    if trainer.companion_lora is None:
+        return model
+    from peft import get_peft_model
+
+    config = copy.deepcopy(trainer.companion_lora)
+    config.task_type = task_type
+    if task_type == "TOKEN_CLS":
+        # The value head is trained in full (peft's modules_to_save for this task), so no adapter on it too
+        # ("all-linear" would also pick it).
+        config.exclude_modules = ["score"]
+    return get_peft_model(model, config)
 
 
 class TrainedCompanion:
@@ -365,7 +401,9 @@ class TrainedCompanion:
         if args.gradient_checkpointing:
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=args.gradient_checkpointing_kwargs)
         model.config.use_cache = False
-        optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=args.weight_decay)
+        # Only what trains: under an adapter the frozen base has no optimizer state.
+        trained = [p for p in model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(trained, lr=learning_rate, weight_decay=args.weight_decay)
         self.engine = None
         if trainer.is_deepspeed_enabled:
             import deepspeed
@@ -442,10 +480,17 @@ class TrainedCompanion:
             return
         from safetensors.torch import load_file
 
+        from accelerate.utils import is_peft_model
+
         state = {}
         for shard in sorted(directory.glob("*.safetensors")):
             state.update(load_file(str(shard), device=str(self.accelerator.device)))
-        unexpected = self.unwrapped.load_state_dict(state, strict=False).unexpected_keys
+        if is_peft_model(self.unwrapped):  # saved as an adapter (adapter_model.safetensors)
+            from peft import set_peft_model_state_dict
+
+            unexpected = set_peft_model_state_dict(self.unwrapped, state).unexpected_keys
+        else:
+            unexpected = self.unwrapped.load_state_dict(state, strict=False).unexpected_keys
         if unexpected or not state:
             raise RuntimeError(f"{directory} does not hold this model's weights (unexpected: {unexpected[:5]})")
         self.optimizer.load_state_dict(torch.load(directory / "optimizer.pt", map_location=self.accelerator.device))
@@ -502,10 +547,18 @@ class TokenLevelTrainer(R1Trainer):
         return self.ranks.sum(tensor)
 
     def per_token_logps(self, model, batch: dict) -> torch.Tensor:
-        """Log-probs of the completion tokens of `batch` under `model` (no grad), in per-device chunks."""
+        """Log-probs of the completion tokens of `batch` under `model` (no grad), in per-device chunks.
+
+        `model=None` is the reference under an adapter (`build_reference`): the policy with its adapter disabled.
+        """
         input_ids = torch.cat([batch["prompt_ids"], batch["completion_ids"]], dim=1)
         attention_mask = torch.cat([batch["prompt_mask"], batch["completion_mask"]], dim=1)
-        with torch.no_grad():
+        adapter_off = contextlib.nullcontext()
+        if model is None:
+            from trl.trainer.utils import use_adapter
+
+            model, adapter_off = self.model, use_adapter(self.accelerator.unwrap_model(self.model), adapter_name=None)
+        with torch.no_grad(), adapter_off:
             logps, _, _ = self._get_per_token_logps_and_entropies(
                 model, input_ids, attention_mask, batch["completion_ids"].size(1),
                 batch_size=self.args.per_device_train_batch_size,

@@ -20,6 +20,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import filter_overrides
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from r1lab.launching.memory_plan import MemoryPlan, gpu_memory_plan, over_memory_message
 from r1lab.launching.resources import JobResources, estimated_gpu_hours, resources_for
 from r1lab.validation import environment_problems, problems
 
@@ -38,6 +39,7 @@ class PlannedJob:
     config: DictConfig | None
     resources: JobResources | None = None
     gpu_hours: float = 0.0
+    memory: MemoryPlan | None = None
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -142,6 +144,9 @@ def plan(hydra_context, primary: DictConfig, job_overrides, initial_job_idx: int
             continue
         job.resources = resources_for(task_cfg)
         job.gpu_hours = estimated_gpu_hours(task_cfg)
+        job.memory = gpu_memory_plan(task_cfg)
+        if job.memory is not None and not job.memory.fits:
+            job.problems.append(over_memory_message(task_cfg, job.memory))
         if capacity_check is not None and (refusal := capacity_check(job.resources)):
             job.problems.append(f"resources: {refusal}")
     name_by_what_varies(jobs)
@@ -161,17 +166,21 @@ def name_by_what_varies(jobs: list[PlannedJob]) -> None:
 
 
 def job_table(jobs: list[PlannedJob]) -> str:
-    """A Markdown table of the jobs: overrides, resources, estimated GPU-hours."""
-    lines = ["| job | overrides | GPUs | tasks | CPUs/task | mem GB | time min | est. GPU-h |",
-             "|---:|---|---:|---:|---:|---:|---:|---:|"]
+    """A Markdown table of the jobs: overrides, resources, estimated GPU memory and GPU-hours."""
+    lines = ["| job | overrides | GPUs | tasks | CPUs/task | mem GB | time min | GB/GPU | est. GPU-h |",
+             "|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
     for job in jobs:
         r = job.resources
         cells = [str(r.gpus), str(r.tasks), str(r.cpus_per_task), str(r.mem_gb), str(r.timeout_min)] if r else ["?"] * 5
+        cells.append(job.memory.cell() if job.memory is not None else "-")
         lines.append(f"| {job.num} | {job.label} | " + " | ".join(cells) + f" | {job.gpu_hours:.1f} |")
     for warning in sorted({w for job in jobs for w in job.warnings}):
         lines.append(f"\nwarning: {warning}")
     total = sum(job.gpu_hours for job in jobs)
     lines.append(f"\n{len(jobs)} jobs, about {total:.1f} GPU-hours (rough per-model step times; see conf/model)")
+    if any(job.memory is not None for job in jobs):
+        lines.append("GB/GPU: estimated peak GiB per training GPU / gpu_mem_gb (r1lab/launching/memory_plan.py; an "
+                     "estimate that leaves out fragmentation and temporaries)")
     return "\n".join(lines)
 
 
