@@ -48,6 +48,17 @@ def quantization_config(adapter: Mapping, compute_dtype: str):
     return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_compute_dtype=compute_dtype, **fields)
 
 
+def trainer_adapter_kwargs(cfg: DictConfig) -> dict[str, Any]:
+    """The adapter's keyword arguments for an r1lab trainer: TRL's `peft_config` and `quantization_config`, and
+    `companion_lora` (the LoraConfig the critic/PRM get, None when they train in full)."""
+    own = cfg.adapter.get("companions") == "adapter"
+    return {
+        "peft_config": lora_config(cfg.adapter),
+        "quantization_config": quantization_config(cfg.adapter, cfg.model.dtype),
+        "companion_lora": lora_config(cfg.adapter) if own else None,
+    }
+
+
 def adapter_environment_problems(cfg: DictConfig) -> list[str]:
     """What this Python environment lacks for the adapter (no torch import: safe in a sweep's preflight)."""
     if cfg.adapter.get("quantization") is not None and importlib.util.find_spec("bitsandbytes") is None:

@@ -18,7 +18,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from r1lab import tracking
-from r1lab.launching.memory_plan import gpu_memory_plan, refuse_if_over_gpu_memory
+from r1lab.launching.memory_plan import refuse_if_over_gpu_memory
 from r1lab.validation import validate
 
 log = logging.getLogger(__name__)
@@ -37,17 +37,14 @@ def _job_location() -> tuple[Path, str | None]:
 
 
 def run_job(cfg: DictConfig) -> dict[str, Any]:
-    validate(cfg)
-    refuse_if_over_gpu_memory(cfg)
     output_dir, sweep_dir = _job_location()
     if cfg.dry_run and sweep_dir is None:
-        from r1lab.launching.preflight import PlannedJob, job_table
-        from r1lab.launching.resources import estimated_gpu_hours, resources_for
+        from r1lab.launching.preflight import dry_run_one
 
-        job = PlannedJob(0, list(HydraConfig.get().overrides.task), cfg, resources_for(cfg), estimated_gpu_hours(cfg),
-                         gpu_memory_plan(cfg))
-        print(job_table([job]) + "\ndry run: nothing launched", flush=True)
+        dry_run_one(cfg, list(HydraConfig.get().overrides.task))
         return {}
+    validate(cfg)
+    refuse_if_over_gpu_memory(cfg)
     output_dir.mkdir(parents=True, exist_ok=True)
     if cfg.train.resume == "auto" and (done := tracking.finished_summary(output_dir, int(cfg.train.max_steps))):
         # A requeued or re-run job whose run already finished: nothing to train, nothing to overwrite.
@@ -193,7 +190,7 @@ def _train_and_evaluate(cfg, algo, args, model_path, tokenizer, train_split, tes
     """The algorithm's trainer on the prepared data: train (resuming if possible), then the final evaluation."""
     from transformers.trainer_utils import get_last_checkpoint
 
-    from r1lab.adapters import lora_config, quantization_config
+    from r1lab.adapters import trainer_adapter_kwargs
     from r1lab.data import held_out_rows
     from r1lab.evaluation import HeldOutSpec
     from r1lab.launching.preemption import StopOnSignal, on_terminate, stop_requested
@@ -205,9 +202,7 @@ def _train_and_evaluate(cfg, algo, args, model_path, tokenizer, train_split, tes
     rewards = dict(cfg.task.rewards)
     trainer = algo.Trainer(
         model=model_path,
-        peft_config=lora_config(cfg.adapter),
-        quantization_config=quantization_config(cfg.adapter, cfg.model.dtype),
-        companion_lora=lora_config(cfg.adapter) if cfg.adapter.get("companions") == "adapter" else None,
+        **trainer_adapter_kwargs(cfg),
         reward_funcs=[resolve_reward(cfg.task.name, name) for name in rewards],
         args=args,
         train_dataset=train_split,

@@ -21,7 +21,9 @@ sec. 4, without the attention-score term since SDPA/flash attention never stores
 
 Two phases are planned and the larger one is the peak: generation (every model's state plus vLLM's share or the
 KV cache of HF generate) and training (every model's state plus activations, plus vLLM's share unless sleep mode
-frees it). GiB throughout (2^30 bytes; `gpu_mem_gb` is read as GiB).
+frees it). Gradients count in both phases (DeepSpeed keeps its gradient buffers; plain PyTorch frees them between
+steps, so generation is overstated there). Activations assume every sequence is padded to max prompt + completion
+length. GiB throughout (2^30 bytes; `gpu_mem_gb` is read as GiB).
 """
 
 from __future__ import annotations
@@ -96,7 +98,7 @@ class Shape:
 
     def critic_params(self) -> int:
         """Qwen2ForTokenClassification with one label: the backbone plus a hidden -> 1 head, no LM head."""
-        return self.params() - (0 if self.tied else self.embedding) + self.hidden
+        return self.params() - (0 if self.tied else self.embedding) + self.hidden + 1  # head weight and bias
 
     def lora_params(self, target_modules, rank: int) -> int:
         """LoRA's A and B matrices, r x (in + out) per targeted linear layer; "all-linear" is every one."""
@@ -139,7 +141,7 @@ class MemoryPlan:
                  + f", in the {self.phase} phase ({other} phase: {self.other_phase_gb:.1f} GiB):"]
         lines += [f"  {name:<28} {gb:7.1f}" for name, gb in self.components.items() if gb > 0.005]
         if self.cpu_offload_gb:
-            lines.append(f"  (offloaded to CPU memory: {self.cpu_offload_gb:.1f} GiB per node)")
+            lines.append(f"  (offloaded to CPU memory, DeepSpeed's estimate: {self.cpu_offload_gb:.1f} GiB per node)")
         if self.server:
             lines.append(f"  {self.server}")
         lines += [f"  note: {note}" for note in self.notes]
@@ -190,7 +192,8 @@ def model_states(cfg: DictConfig, shape: Shape, trained: int, frozen_bytes: floa
             trained, num_gpus_per_node=ranks, cpu_offload=True, additional_buffer_factor=1.0)
         frozen_here = frozen_bytes
     rest = total - weights
-    return frozen_here + weights, rest * GRADIENT_SHARE, rest * (1 - GRADIENT_SHARE), float(cpu)
+    offloaded = float(cpu) if offload_optimizer else 0.0  # without offload, `cpu` is only what loading needs
+    return frozen_here + weights, rest * GRADIENT_SHARE, rest * (1 - GRADIENT_SHARE), offloaded
 
 
 def _adapter_model(cfg: DictConfig, shape: Shape, params: int, weight_bytes: int, trained_extra: int = 0):
@@ -274,7 +277,7 @@ def gpu_memory_plan(cfg: DictConfig) -> MemoryPlan | None:
         companion_params = shape.critic_params() if companion == "critic" else params
         own_adapter = cfg.adapter.name != "none" and cfg.adapter.get("companions") == "adapter"
         if own_adapter:
-            head = shape.hidden if companion == "critic" else 0  # the value head trains in full
+            head = shape.hidden + 1 if companion == "critic" else 0  # the value head trains in full
             c_trained, c_frozen = _adapter_model(cfg, shape, companion_params - head, weight_bytes, head)
         else:
             c_trained, c_frozen = companion_params, 0.0

@@ -138,19 +138,37 @@ def plan(hydra_context, primary: DictConfig, job_overrides, initial_job_idx: int
             job.problems.append(f"does not compose: {error}")
             continue
         task_cfg = OmegaConf.masked_copy(job.config, [key for key in job.config if key != "hydra"])
-        job.problems.extend(problems(task_cfg))
-        (job.warnings if dry_run else job.problems).extend(environment_problems(task_cfg))
-        if job.problems:
-            continue
-        job.resources = resources_for(task_cfg)
-        job.gpu_hours = estimated_gpu_hours(task_cfg)
-        job.memory = gpu_memory_plan(task_cfg)
-        if job.memory is not None and not job.memory.fits:
-            job.problems.append(over_memory_message(task_cfg, job.memory))
-        if capacity_check is not None and (refusal := capacity_check(job.resources)):
-            job.problems.append(f"resources: {refusal}")
+        check_and_size(job, task_cfg, capacity_check, dry_run)
     name_by_what_varies(jobs)
     return jobs
+
+
+def check_and_size(job: PlannedJob, task_cfg: DictConfig, capacity_check=None, dry_run: bool = False) -> None:
+    """Validate one job, then size it: resources, GPU-hours, GPU-memory plan (refused when over its GPUs) and
+    the cluster's capacity. Problems and warnings go on `job`."""
+    job.problems.extend(problems(task_cfg))
+    (job.warnings if dry_run else job.problems).extend(environment_problems(task_cfg))
+    if job.problems:
+        return
+    job.resources = resources_for(task_cfg)
+    job.gpu_hours = estimated_gpu_hours(task_cfg)
+    job.memory = gpu_memory_plan(task_cfg)
+    if job.memory is not None and not job.memory.fits:
+        job.problems.append(over_memory_message(task_cfg, job.memory))
+    if capacity_check is not None and (refusal := capacity_check(job.resources)):
+        job.problems.append(f"resources: {refusal}")
+
+
+def dry_run_one(cfg: DictConfig, overrides: list[str]) -> None:
+    """`python launch.py ... dry_run=true`: the one job checked and sized as a sweep's preflight does it (missing
+    packages only warn), its table printed; raises ConfigError with every problem instead."""
+    from r1lab.validation import ConfigError
+
+    job = PlannedJob(0, overrides, cfg)
+    check_and_size(job, cfg, dry_run=True)
+    if job.problems:
+        raise ConfigError("cannot run:\n  - " + "\n  - ".join(job.problems))
+    print(job_table([job]) + "\ndry run: nothing launched", flush=True)
 
 
 def name_by_what_varies(jobs: list[PlannedJob]) -> None:
