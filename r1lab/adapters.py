@@ -32,8 +32,12 @@ def lora_config(adapter: Mapping, task_type: str = "CAUSAL_LM"):
     targets = adapter["target_modules"]
     if not isinstance(targets, str):
         targets = list(OmegaConf.to_container(targets) if OmegaConf.is_config(targets) else targets)
+    full = adapter.get("modules_to_save")
     return LoraConfig(task_type=task_type, r=int(adapter["rank"]), lora_alpha=int(adapter["alpha"]),
-                      lora_dropout=float(adapter["dropout"]), target_modules=targets, bias="none")
+                      lora_dropout=float(adapter["dropout"]), target_modules=targets, bias="none",
+                      modules_to_save=None if full is None else [str(m) for m in full],
+                      # A trained copy of tied embeddings stays tied to the LM head.
+                      ensure_weight_tying=full is not None)
 
 
 def quantization_config(adapter: Mapping, compute_dtype: str):

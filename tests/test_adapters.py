@@ -1,0 +1,119 @@
+"""adapter=lora|qlora: what each key becomes in peft/transformers/TRL, QLoRA's refusal without CUDA, and (slow) that
+LoRA learns task=sanity for every algorithm and resumes from its checkpoints."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from r1lab.adapters import adapter_hardware_problems, lora_config, quantization_config, trainer_adapter_kwargs
+from tests.conftest import compose, launch
+from tests.test_algorithms_learn import ALGORITHMS, MIN_RISE, first_and_last_five
+
+
+def test_lora_keys_become_a_peft_lora_config():
+    config = lora_config(compose("adapter=lora", "adapter.rank=8", "adapter.alpha=16", "adapter.dropout=0.1").adapter)
+    assert (config.r, config.lora_alpha, config.lora_dropout, config.task_type) == (8, 16, 0.1, "CAUSAL_LM")
+    assert config.target_modules == "all-linear"
+    assert lora_config(compose().adapter) is None  # adapter=none: full fine-tuning
+
+
+def test_mini_r1_qlora_recipe_is_its_notebooks_model_config():
+    """Mini-R1 section 3: ModelConfig(use_peft=True, load_in_4bit=True): r 16, alpha 32, dropout 0.05, q/v, NF4."""
+    cfg = compose("experiment=mini_r1_qlora_1gpu")
+    config = lora_config(cfg.adapter)
+    assert (config.r, config.lora_alpha, config.lora_dropout) == (16, 32, 0.05)
+    assert set(config.target_modules) == {"q_proj", "v_proj"}
+    bnb = quantization_config(cfg.adapter, cfg.model.dtype)
+    assert bnb.load_in_4bit and bnb.bnb_4bit_quant_type == "nf4" and bnb.bnb_4bit_use_double_quant
+    assert str(bnb.bnb_4bit_compute_dtype).endswith("bfloat16")
+    assert (cfg.model.name_or_path, cfg.algo.num_generations, cfg.model.resources.gpus) == (
+        "Qwen/Qwen2.5-3B-Instruct", 2, 1)
+    assert quantization_config(compose("adapter=lora").adapter, "bfloat16") is None
+
+
+def test_companions_get_their_own_adapter_or_train_in_full():
+    assert trainer_adapter_kwargs(compose("adapter=lora", "algo=ppo"))["companion_lora"] is not None
+    assert trainer_adapter_kwargs(compose("adapter=lora", "adapter.companions=full"))["companion_lora"] is None
+    assert trainer_adapter_kwargs(compose())["peft_config"] is None
+
+
+def test_vllm_runs_hand_trl_the_adapter_to_merge():
+    """With vLLM TRL merges the adapter into the weights it syncs; r1lab only has to pass both (config only here)."""
+    from r1lab.trl_args import trainer_kwargs
+
+    cfg = compose("adapter=lora", "rollout=vllm_colocate", "model=qwen2.5-0.5b")
+    kwargs = trainer_kwargs(cfg, output_dir="out", run_name="x", report_to=[], reward_weights=[1.0], algo_fields={})
+    assert kwargs["use_vllm"] and kwargs["vllm_mode"] == "colocate"
+    assert trainer_adapter_kwargs(cfg)["peft_config"] is not None
+
+
+def test_qlora_needs_cuda_by_name():
+    cfg = compose("adapter=qlora")
+    assert "adapter=qlora" in adapter_hardware_problems(cfg, cuda_available=False)[0]
+    assert adapter_hardware_problems(cfg, cuda_available=True) == []
+    assert adapter_hardware_problems(compose("adapter=lora"), cuda_available=False) == []
+
+
+def test_qlora_on_this_cpu_is_refused_before_any_model_loads(tmp_path):
+    import torch
+
+    from r1lab.train import _check_hardware
+
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="adapter=qlora .* needs a CUDA GPU"):
+            _check_hardware(compose("adapter=qlora", "task=sanity"))
+    out = launch("adapter=qlora", "task=sanity", "logger=none", f"hydra.run.dir={tmp_path}")
+    assert out.returncode != 0 and "adapter=qlora" in out.stderr
+    assert not (tmp_path / "summary.json").exists()  # refused before the run started
+
+
+# --- slow: LoRA learns and resumes -----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def lora_runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("lora")
+    runs = {}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("OMP_NUM_THREADS", "1")
+        for algo in ALGORITHMS:
+            run_dir = root / algo
+            out = launch(f"algo={algo}", "adapter=lora", "task=sanity", "logger=none", "eval.pass_k=0",
+                         f"hydra.run.dir={run_dir}", timeout=600)
+            assert out.returncode == 0, out.stderr[-3000:]
+            runs[algo] = run_dir
+    return runs
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("algo", ALGORITHMS)
+def test_lora_learns_like_full_fine_tuning(lora_runs, algo):
+    run_dir = lora_runs[algo]
+    first, last = first_and_last_five(run_dir, "train/reward")
+    assert last - first >= MIN_RISE, f"{algo} with LoRA: train/reward first 5 {first:.3f}, last 5 {last:.3f}"
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert 0 < summary["trainable_params"] < 0.5 * 107_072  # the tiny model has 107,072 parameters
+    assert (run_dir / "final" / "adapter_model.safetensors").exists()
+    if algo != "grpo":
+        companion = run_dir / "final" / ("critic" if algo == "ppo" else "prm")
+        adapter = json.loads((companion / "adapter_config.json").read_text())
+        assert adapter["task_type"] == ("TOKEN_CLS" if algo == "ppo" else "CAUSAL_LM")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("algo", ["ppo", "prime"])
+def test_lora_resumes_with_its_companion(tmp_path, algo):
+    """A run stopped at step 3 resumes from its checkpoint: the policy's adapter, and the critic's or PRM's adapter
+    with its optimizer (whose keys must match the adapter's, or loading raises)."""
+    common = [f"algo={algo}", "adapter=lora", "task=sanity", "logger=none", "eval.pass_k=0", "eval.num_prompts=8",
+              "train.save_steps=3",
+              f"hydra.run.dir={tmp_path}"]
+    assert launch(*common, "train.max_steps=3").returncode == 0
+    out = launch(*common, "train.max_steps=5")
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert f"resuming from {tmp_path}/checkpoint-3" in out.stderr + out.stdout
+    steps = [json.loads(line)["train/global_step"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()
+             if "train/reward" in json.loads(line)]
+    assert steps == [1, 2, 3, 4, 5]
