@@ -92,7 +92,7 @@ def one_run(overrides: list[str], device: str) -> dict:
     """Train one composed config with r1lab's trainer (runs in a subprocess); returns its figures."""
     import torch
     from datasets import Dataset
-    from transformers import AutoTokenizer, PrinterCallback, TrainerCallback
+    from transformers import PreTrainedTokenizerFast, PrinterCallback, TrainerCallback
 
     from r1lab.adapters import trainer_adapter_kwargs
     from r1lab.algos import algorithm_module
@@ -104,7 +104,8 @@ def one_run(overrides: list[str], device: str) -> dict:
     plan = gpu_memory_plan(cfg)
     _single_process_distributed_env(cfg)
     model_dir = str(cfg.model.name_or_path)
-    tokenizer = AutoTokenizer.from_pretrained(model_dir, padding_side="left")
+    # The synthetic word-level tokenizer (AutoTokenizer would read the config's qwen2 and load Qwen's class).
+    tokenizer = PreTrainedTokenizerFast.from_pretrained(model_dir, padding_side="left")
     prompt_words = int(cfg.train.max_prompt_length)
     vocab = len(tokenizer)
     prompts = [" ".join(f"t{(7 * i + j) % (vocab - 2) + 2}" for j in range(prompt_words)) for i in range(256)]

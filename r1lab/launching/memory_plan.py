@@ -47,7 +47,7 @@ DTYPE_BYTES = {"bfloat16": 2, "float16": 2, "float32": 4}
 # bitsandbytes NF4 with double quantization: 4 bits per weight + 0.127 bits of quantization constants
 # (Dettmers et al. 2023, sec. 2); embeddings and the LM head stay in the compute dtype.
 NF4_BYTES = (4 + 0.127) / 8
-LEAVES_OUT = ("allocator fragmentation and PyTorch's cached blocks, DDP gradient buckets, temporary tensors of the "
+LEAVES_OUT = ("modules trained in full beside an adapter (adapter.modules_to_save), allocator fragmentation and PyTorch's cached blocks, DDP gradient buckets, temporary tensors of the "
               "loss and of the fused LM head's tiles, padding beyond max prompt + completion length, vLLM's own "
               "overshoot past its share, other processes on the GPU")
 CONF = Path(__file__).resolve().parents[2] / "conf"
