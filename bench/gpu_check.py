@@ -38,7 +38,7 @@ sys.path[:0] = [str(REPO), str(Path(__file__).resolve().parent)]
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("WANDB_MODE", "disabled")
 
-from gpu_step import flops_params, machine, matmul_peak, synthetic_tokenizer  # noqa: E402
+from gpu_step import clock_steps, flops_params, machine, matmul_peak, sync, synthetic_tokenizer  # noqa: E402
 
 GIB = 2**30
 SMOKE_SHAPE = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
@@ -92,7 +92,7 @@ def one_run(overrides: list[str], device: str) -> dict:
     """Train one composed config with r1lab's trainer (runs in a subprocess); returns its figures."""
     import torch
     from datasets import Dataset
-    from transformers import PreTrainedTokenizerFast, PrinterCallback, TrainerCallback
+    from transformers import PreTrainedTokenizerFast, PrinterCallback
 
     from r1lab.adapters import trainer_adapter_kwargs
     from r1lab.algos import algorithm_module
@@ -120,32 +120,9 @@ def one_run(overrides: list[str], device: str) -> dict:
                            use_cpu=device == "cpu", disable_tqdm=True)
         trainer = algo.Trainer(model=model_dir, **trainer_adapter_kwargs(cfg), reward_funcs=[random_reward], args=args,
                                train_dataset=Dataset.from_dict({"prompt": prompts}), processing_class=tokenizer)
-        steps: list[dict] = []
-        generate = trainer._generate
-
-        def timed_generate(prompts):
-            sync(torch, device)
-            started = time.perf_counter()
-            result = generate(prompts)
-            sync(torch, device)
-            prompt_ids, completion_ids = result[0], result[1]
-            steps[-1]["gen_s"] += time.perf_counter() - started
-            steps[-1]["gen_tokens"] += sum(len(c) for c in completion_ids)
-            steps[-1]["train_tokens"] += sum(len(c) for c in completion_ids) + sum(len(p) for p in prompt_ids)
-            return result
-
-        trainer._generate = timed_generate
-
-        class StepClock(TrainerCallback):
-            def on_step_begin(self, args, state, control, **kwargs):
-                sync(torch, device)
-                steps.append({"gen_s": 0.0, "gen_tokens": 0, "train_tokens": 0, "started": time.perf_counter()})
-
-            def on_step_end(self, args, state, control, **kwargs):
-                sync(torch, device)
-                steps[-1]["step_s"] = time.perf_counter() - steps[-1]["started"]
-
-        trainer.add_callback(StepClock())
+        # TRL's `_generate(prompts)` returns (prompt_ids, completion_ids, ...) as lists of token ids.
+        steps = clock_steps(trainer, torch, device, "_generate", lambda result: (
+            sum(len(c) for c in result[1]), sum(len(p) for p in result[0])))
         trainer.remove_callback(PrinterCallback)
         policy = trainer.accelerator.unwrap_model(trainer.model)
         n_flops = flops_params(policy.get_base_model() if hasattr(policy, "get_base_model") else policy)
@@ -165,11 +142,6 @@ def one_run(overrides: list[str], device: str) -> dict:
         result["allocated_gb"] = torch.cuda.max_memory_allocated() / GIB
         result["reserved_gb"] = torch.cuda.max_memory_reserved() / GIB
     return result
-
-
-def sync(torch, device: str) -> None:
-    if device == "cuda":
-        torch.cuda.synchronize()
 
 
 def main() -> None:

@@ -100,7 +100,7 @@ def flops_params(model) -> int:
 def one_model(size: str, opts, device: str, peak: float) -> dict:
     import torch
     from datasets import Dataset
-    from transformers import GenerationConfig, PrinterCallback, Qwen2Config, Qwen2ForCausalLM, TrainerCallback
+    from transformers import GenerationConfig, PrinterCallback, Qwen2Config, Qwen2ForCausalLM
     from trl import GRPOConfig, GRPOTrainer
 
     shape = SHAPES[size]
@@ -132,31 +132,8 @@ def one_model(size: str, opts, device: str, peak: float) -> dict:
         trainer = GRPOTrainer(model=model, reward_funcs=random_reward, args=args, train_dataset=dataset,
                               processing_class=tokenizer)
 
-        steps: list[dict] = []
-        generate = trainer._generate_and_score_completions
-
-        def timed_generate(inputs):
-            sync(torch, device)
-            started = time.perf_counter()
-            result = generate(inputs)
-            sync(torch, device)
-            steps[-1]["gen_s"] += time.perf_counter() - started
-            steps[-1]["gen_tokens"] += int(result["completion_mask"].sum())
-            steps[-1]["train_tokens"] += int(result["completion_mask"].sum() + result["prompt_mask"].sum())
-            return result
-
-        trainer._generate_and_score_completions = timed_generate
-
-        class StepClock(TrainerCallback):
-            def on_step_begin(self, args, state, control, **kwargs):
-                sync(torch, device)
-                steps.append({"gen_s": 0.0, "gen_tokens": 0, "train_tokens": 0, "started": time.perf_counter()})
-
-            def on_step_end(self, args, state, control, **kwargs):
-                sync(torch, device)
-                steps[-1]["step_s"] = time.perf_counter() - steps[-1]["started"]
-
-        trainer.add_callback(StepClock())
+        steps = clock_steps(trainer, torch, device, "_generate_and_score_completions", lambda result: (
+            int(result["completion_mask"].sum()), int(result["prompt_mask"].sum())))
         trainer.remove_callback(PrinterCallback)  # the per-step log dicts; the table below says it all
         if device == "cuda":
             torch.cuda.reset_peak_memory_stats()
@@ -180,6 +157,43 @@ def one_model(size: str, opts, device: str, peak: float) -> dict:
     if device == "cuda":
         torch.cuda.empty_cache()
     return result
+
+
+def clock_steps(trainer, torch, device: str, method: str, token_counts) -> list[dict]:
+    """Time every optimizer step of `trainer` and the calls to its generation `method` within it.
+
+    `token_counts(result)` gives (completion tokens, prompt tokens) of one call's result. Returns the list that
+    fills with one dict per step: gen_s, gen_tokens, train_tokens (prompt + completion), step_s.
+    """
+    from transformers import TrainerCallback
+
+    steps: list[dict] = []
+    generate = getattr(trainer, method)
+
+    def timed_generate(*args, **kwargs):
+        sync(torch, device)
+        started = time.perf_counter()
+        result = generate(*args, **kwargs)
+        sync(torch, device)
+        completion, prompt = token_counts(result)
+        steps[-1]["gen_s"] += time.perf_counter() - started
+        steps[-1]["gen_tokens"] += completion
+        steps[-1]["train_tokens"] += completion + prompt
+        return result
+
+    setattr(trainer, method, timed_generate)
+
+    class StepClock(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kwargs):
+            sync(torch, device)
+            steps.append({"gen_s": 0.0, "gen_tokens": 0, "train_tokens": 0, "started": time.perf_counter()})
+
+        def on_step_end(self, args, state, control, **kwargs):
+            sync(torch, device)
+            steps[-1]["step_s"] = time.perf_counter() - steps[-1]["started"]
+
+    trainer.add_callback(StepClock())
+    return steps
 
 
 def sync(torch, device: str) -> None:
