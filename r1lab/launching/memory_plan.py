@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import copy
 import importlib.util
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -402,8 +403,8 @@ def suggestions(cfg: DictConfig, limit: int = 3) -> list[str]:
 def over_memory_message(cfg: DictConfig, plan: MemoryPlan) -> str:
     why = (f"does not fit its GPUs: estimated ~{plan.peak_gb:.1f} GiB per GPU > gpu_mem_gb={plan.gpu_mem_gb:g}"
            if plan.peak_gb > (plan.gpu_mem_gb or float("inf")) else "its vLLM server's GPUs cannot hold the model")
-    fixes = "\n".join(f"    - {s}" for s in suggestions(cfg))
-    return f"GPU memory: {why}\n{plan.breakdown()}\n  would fit with:\n{fixes}"
+    fixes = "\n".join(f"      - {s}" for s in suggestions(cfg))
+    return f"GPU memory: {why}\n{textwrap.indent(plan.breakdown(), '    ')}\n    would fit with:\n{fixes}"
 
 
 def memory_problems(cfg: DictConfig) -> list[str]:
