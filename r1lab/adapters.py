@@ -63,6 +63,21 @@ def trainer_adapter_kwargs(cfg: DictConfig) -> dict[str, Any]:
     }
 
 
+def adapter_problems(cfg: DictConfig) -> list[str]:
+    """Adapter keys that compose but cannot run."""
+    adapter = cfg.adapter
+    if adapter.name == "none":
+        return []
+    found = []
+    if int(adapter.rank) < 1:
+        found.append(f"adapter.rank must be at least 1, got {adapter.rank}")
+    if adapter.get("companions") not in ("adapter", "full"):
+        found.append(f"adapter.companions must be adapter (own LoRA adapter) or full, not {adapter.get('companions')!r}")
+    if not adapter.target_modules:
+        found.append("adapter.target_modules is empty: name modules (e.g. [q_proj, v_proj]) or all-linear")
+    return found
+
+
 def adapter_environment_problems(cfg: DictConfig) -> list[str]:
     """What this Python environment lacks for the adapter (no torch import: safe in a sweep's preflight)."""
     if cfg.adapter.get("quantization") is not None and importlib.util.find_spec("bitsandbytes") is None:

@@ -112,7 +112,9 @@ def problems(cfg: DictConfig) -> list[str]:
         found.append("eval.num_prompts must be at least 1 (or null for the whole test split)")
     if int(cfg.eval.every_steps) < 0:
         found.append("eval.every_steps must be 0 (only at the end) or positive")
-    return found
+    from r1lab.adapters import adapter_problems
+
+    return found + adapter_problems(cfg)
 
 
 def environment_problems(cfg: DictConfig) -> list[str]:

@@ -49,6 +49,14 @@ def test_vllm_runs_hand_trl_the_adapter_to_merge():
     assert trainer_adapter_kwargs(cfg)["peft_config"] is not None
 
 
+def test_bad_adapter_keys_are_named():
+    from r1lab.validation import problems
+
+    found = problems(compose("adapter=lora", "adapter.rank=0", "adapter.companions=shared", "adapter.target_modules=[]"))
+    assert [f.split(" ")[0] for f in found] == ["adapter.rank", "adapter.companions", "adapter.target_modules"]
+    assert problems(compose("adapter=lora")) == []
+
+
 def test_qlora_needs_cuda_by_name():
     cfg = compose("adapter=qlora")
     assert "adapter=qlora" in adapter_hardware_problems(cfg, cuda_available=False)[0]
