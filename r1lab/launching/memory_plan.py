@@ -291,8 +291,9 @@ def gpu_memory_plan(cfg: DictConfig) -> MemoryPlan | None:
     states = sum(components.values())
     server, server_fits = None, True
     vllm_share = 0.0
-    if rollout.engine == "vllm" and rollout.mode == "colocate" and cfg.gpu_mem_gb is not None:
-        vllm_share = float(rollout.gpu_memory_utilization) * float(cfg.gpu_mem_gb)
+    if rollout.engine == "vllm" and rollout.mode == "colocate":
+        # A share of the GPU's memory: unknown without gpu_mem_gb.
+        vllm_share = float(rollout.gpu_memory_utilization) * float(cfg.gpu_mem_gb or 0)
         generation = {"vLLM share (colocate)": vllm_share}
     elif rollout.engine == "vllm":
         generation = {}
