@@ -3,7 +3,8 @@
 The policy's adapter is peft's `LoraConfig`, passed to TRL's trainer as `peft_config=`; TRL wraps the policy,
 computes the reference log-probs with the adapter disabled (no second copy of the model), merges the adapter
 into the weights it pushes to vLLM, and the HF Trainer saves and resumes the adapter in checkpoints. `qlora`
-adds transformers' `BitsAndBytesConfig` (4-bit NF4 base), passed as `quantization_config=`.
+adds transformers' `BitsAndBytesConfig` (4-bit NF4 base), passed as `quantization_config=`. `adapter.modules_to_save`
+(peft's own) trains whole modules beside the adapter; tied embeddings stay tied (`ensure_weight_tying`).
 
 PPO's critic and PRIME's PRM (`adapter.companions`): `adapter` gives each its own copy of the base, quantized
 like the policy, with its own LoRA adapter (the critic's value head is trained in full: peft's TOKEN_CLS task
