@@ -114,8 +114,9 @@ def _read(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-def assert_resume_is_exact(tmp_path, companion: str, *overrides: str) -> None:
+def assert_resume_is_exact(tmp_path, companion: str, *overrides: str, weights: str = "model.safetensors") -> None:
     """Stopping at step 2 and resuming to 4 ends with the same companion (and policy) as 4 uninterrupted steps.
+    `weights` is the saved weights' file name (`adapter_model.safetensors` under an adapter).
 
     The companion's weights and optimizer must both be restored for this to hold bit for bit: a fresh critic or
     PRM, or fresh AdamW moments, at step 3 would change every later weight.
@@ -130,12 +131,12 @@ def assert_resume_is_exact(tmp_path, companion: str, *overrides: str) -> None:
         assert out.returncode == 0, out.stderr[-3000:]
     assert json.loads((resumed / "summary.json").read_text())["resumed_from"].endswith("checkpoint-2")
     assert (resumed / "checkpoint-2" / companion / "optimizer.pt").exists()
-    for name in (f"{companion}/model.safetensors", "model.safetensors"):
+    for name in (f"{companion}/{weights}", weights):
         after_resume = load_file(str(resumed / "checkpoint-4" / name))
         uninterrupted = load_file(str(straight / "checkpoint-4" / name))
         assert after_resume.keys() == uninterrupted.keys()
         assert all(torch.equal(after_resume[k], uninterrupted[k]) for k in after_resume), name
-    assert (straight / "final" / companion / "model.safetensors").exists()
+    assert (straight / "final" / companion / weights).exists()
 
 
 @pytest.mark.slow
