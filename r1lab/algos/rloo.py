@@ -51,7 +51,7 @@ class Trainer(TokenLevelTrainer):
             return batch
         ranks = self.ranks
         rewards = self.outcome_scores().to(batch["completion_ids"].device)
-        if self.reference is not None:
+        if self.args.kl_coef > 0:  # (under an adapter the reference is None: the policy, adapter disabled)
             mask = batch["completion_mask"].float()
             old_logps = batch.get("old_per_token_logps")
             if old_logps is None:

@@ -216,7 +216,11 @@ def _extra_models(cfg: DictConfig) -> tuple[bool, str | None]:
         return True, "critic"
     if name == "prime":
         return True, "PRM"
-    return float(cfg.algo.get("beta", 0.0)) != 0.0, None
+    if name == "reinforce_pp":
+        return True, None
+    if name == "rloo":
+        return float(cfg.algo.get("kl_coef", 0.0)) > 0.0, None
+    return float(cfg.algo.get("beta", 0.0)) != 0.0, None  # the GRPO family: TRL's reference at beta != 0
 
 
 def activation_bytes(cfg: DictConfig, shape: Shape) -> float:
