@@ -81,15 +81,16 @@ def test_qlora_on_this_cpu_is_refused_before_any_model_loads(tmp_path):
 # --- slow: LoRA learns and resumes -----------------------------------------------------------------------------
 
 
-# Each LoRA run: its overrides and the rise of train/reward (last 5 - first 5 logged steps) it must reach. PRIME with
-# its PRM on its own adapter (the default) learned more slowly: +0.17 in 40 steps at seed 0 (the reward dipped for
-# ~15 steps, then rose to 0.35), under the full fine-tuning bar of 0.2, while the same run with a full PRM rose by
-# 0.8; the test holds both, the first to a lower bar, rather than hide it.
+# Each LoRA run: its overrides and the rise of train/reward (last 5 - first 5 logged steps) it must reach, the bar
+# full fine-tuning meets (tests/test_algorithms_learn.py). REINFORCE++ computes its KL to the reference, which
+# under an adapter is the policy with the adapter disabled. PRIME is not here: on this main (PRIME as its reference
+# computes it) full fine-tuning itself ended at 0.00 reward on task=sanity at seed 0 (-0.06 from its first 5 steps),
+# and LoRA did the same; before that rewrite PRIME with LoRA rose by 0.17 (PRM on its own adapter) and 0.71 (full
+# PRM). Its adapter path is held by the exact-resume test below.
 LORA_RUNS = {
     "grpo": (["algo=grpo"], MIN_RISE),
     "ppo": (["algo=ppo"], MIN_RISE),
-    "prime": (["algo=prime"], 0.1),
-    "prime-full-prm": (["algo=prime", "adapter.companions=full"], MIN_RISE),
+    "reinforce_pp": (["algo=reinforce_pp"], MIN_RISE),
 }
 
 
@@ -118,10 +119,9 @@ def test_lora_learns_like_full_fine_tuning(lora_runs, name):
     # The tiny model has 107,072 parameters: the adapter (32,768) and its tied embeddings (32,768, conf/model/tiny.yaml).
     assert summary["trainable_params"] == 65_536
     assert (run_dir / "final" / "adapter_model.safetensors").exists()
-    if name in ("ppo", "prime"):
-        companion = run_dir / "final" / ("critic" if name == "ppo" else "prm")
-        adapter = json.loads((companion / "adapter_config.json").read_text())
-        assert adapter["task_type"] == ("TOKEN_CLS" if name == "ppo" else "CAUSAL_LM")
+    if name == "ppo":
+        adapter = json.loads((run_dir / "final" / "critic" / "adapter_config.json").read_text())
+        assert adapter["task_type"] == "TOKEN_CLS" and "score" in adapter["modules_to_save"]
 
 
 @pytest.mark.slow
