@@ -18,7 +18,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from r1lab import tracking
-from r1lab.validation import validate
+from r1lab.validation import ConfigError, exit_on_config_error, validate
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,10 @@ def _job_location() -> tuple[Path, str | None]:
 
 
 def run_job(cfg: DictConfig) -> dict[str, Any]:
-    validate(cfg)
+    try:
+        validate(cfg)
+    except ConfigError as error:
+        exit_on_config_error(error)
     output_dir, sweep_dir = _job_location()
     if cfg.dry_run and sweep_dir is None:
         from r1lab.launching.preflight import PlannedJob, job_table
