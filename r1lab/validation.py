@@ -126,8 +126,9 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError("invalid config:\n  - " + "\n  - ".join(found))
 
 
-def exit_on_config_error(error: ConfigError) -> None:
-    """Print a config error as one message, without a traceback, and exit 2 (HYDRA_FULL_ERROR=1 re-raises it)."""
+def exit_with_message(error: Exception) -> None:
+    """A user's error (a config, a run dir): print it as one message, no traceback, and exit 2.
+    HYDRA_FULL_ERROR=1 re-raises it, traceback and all."""
     if os.environ.get("HYDRA_FULL_ERROR") == "1":
         raise error
     print(f"r1lab: {error}", file=sys.stderr, flush=True)
