@@ -59,9 +59,8 @@ def resume_point(run_dir: Path, tidy: bool = True) -> Path | None:
         if chosen is None and is_complete(checkpoint):
             chosen = checkpoint
         elif tidy and not is_complete(checkpoint):
-            message = f"r1lab: skipping {checkpoint.name}: incomplete (no {COMPLETE} marker; its save was interrupted); removed"
-            print(message, flush=True)
-            log.warning(message)
+            log.warning("skipping %s: incomplete (no %s marker: its save was interrupted); removed it",
+                        checkpoint.name, COMPLETE)
             shutil.rmtree(checkpoint, ignore_errors=True)
     return chosen
 

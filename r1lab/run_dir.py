@@ -25,7 +25,6 @@ from __future__ import annotations
 import atexit
 import fnmatch
 import json
-import logging
 import os
 import socket
 import threading
@@ -35,8 +34,6 @@ from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
-
-log = logging.getLogger(__name__)
 
 RECORD_DIR = ".r1lab"
 LOCK_FILE = "lock"
@@ -164,9 +161,8 @@ class RunDirLock:
             os.rename(aside, self.path)
             raise RunDirError(f"{self.run_dir} was just taken by another r1lab run (lock: {self.path})")
         aside.unlink()
-        message = f"r1lab: taking over the stale lock of {self.run_dir} ({_describe(holder)}): {reason}"
-        print(message, flush=True)
-        log.warning(message)
+        # Printed, not logged: for a single run this happens before Hydra sets up logging.
+        print(f"r1lab: taking over the stale lock of {self.run_dir} ({_describe(holder)}): {reason}", flush=True)
 
     def _heartbeat(self) -> None:
         while not self._stop.wait(HEARTBEAT_S):
