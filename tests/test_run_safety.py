@@ -170,9 +170,11 @@ def _start(directory: Path, *overrides: str, code: str | None = None) -> subproc
 
 
 def _wait_for_step(directory: Path, step: int, process: subprocess.Popen, timeout: float = 600) -> None:
-    deadline = time.time() + timeout
+    """Until `process` logged `step` (a metrics.jsonl older than the process is an earlier start's)."""
+    started, deadline = time.time(), time.time() + timeout
+    metrics = directory / "metrics.jsonl"
     while time.time() < deadline and process.poll() is None:
-        if (directory / "metrics.jsonl").exists() and step in training_steps(directory):
+        if metrics.exists() and metrics.stat().st_mtime > started and step in training_steps(directory):
             return
         time.sleep(0.05)
     raise AssertionError(f"step {step} never logged: {process.communicate()[0][-3000:]}")
@@ -182,6 +184,7 @@ def _summary(directory: Path) -> dict:
     return json.loads((directory / "summary.json").read_text())
 
 
+@pytest.mark.slow
 def test_a_full_disk_in_a_save_then_ctrl_c_then_sigterm_lose_nothing(tmp_path):
     directory = tmp_path / "run"
     steps = ["train.max_steps=8", "train.save_steps=2"]
