@@ -259,8 +259,8 @@ def test_compare_tells_a_mistyped_local_path_from_a_wandb_group(tmp_path, monkey
     monkeypatch.chdir(tmp_path)
     for source, expected in (("multirun/typo/x", "no such directory: multirun/typo/x"),
                              ("./a/b/c", "no such directory: ./a/b/c"),
-                             ("a/b/c", "a/b/c is not a directory here, and reading it as the W&B group "
-                                       "ENTITY/PROJECT/GROUP needs W&B credentials")):
+                             ("a/b/c", "a/b/c is not a directory here, and reading it as W&B group 'c' of "
+                                       "'a/b' failed: UsageError")):
         assert cli.main(["compare", source, "--out", str(tmp_path / "out")]) == 2
         assert expected in capsys.readouterr().err
 
