@@ -198,6 +198,8 @@ SCHEMA: dict[str, Spec] = {
     "task.source": text("generated", "hub"),
     "task.hub_id": text(),
     "task.generator.*": integer(low=0),
+    "task.generator.target": text(),  # its choices: r1lab.tasks.countdown.config_problems
+    "task.test_path": text(null=True),
     "task.num_train": COUNT,
     "task.num_test": COUNT,
     "task.rewards": map_of(number()),

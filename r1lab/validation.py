@@ -89,7 +89,7 @@ def problems(cfg: DictConfig) -> list[str]:
     rewards = cfg.task.get("rewards") or {}
     if not rewards:
         found.append("task.rewards is empty: name at least one reward function with its weight")
-    for name, weight in rewards.items():
+    for name in rewards:
         try:
             resolve_reward(cfg.task.name, name)
         except ValueError as error:
