@@ -278,8 +278,8 @@ def claim(run_dir: Path, cfg: DictConfig) -> bool:
         if foreign:
             raise RunDirError(
                 f"{run_dir} holds {' and '.join(foreign)} that r1lab did not write for a run there (no "
-                f"{RECORD_DIR}/{CONFIG_FILE}); r1lab leaves them untouched: choose another hydra.run.dir, "
-                "or move them away"
+                f"{RECORD_DIR}/{CONFIG_FILE}: another program's, or an r1lab older than that record); r1lab leaves "
+                "them untouched: choose another hydra.run.dir, or move them away"
             )
         record.parent.mkdir(parents=True, exist_ok=True)
         tmp = record.with_suffix(".tmp")
