@@ -226,6 +226,7 @@ SCHEMA: dict[str, Spec] = {
     "logger.group": text(null=True),
     "logger.tags": list_of(text()),
     "logger.log_completions": boolean(),
+    "logger.print_completions": integer(low=0),
 }
 
 

@@ -101,9 +101,9 @@ def scheduler_states(ids: list[str]) -> dict[str, str]:
 
 def run_state(output_dir: Path) -> str:
     """The state the run files show: summary.json's status, else running once the job started, else queued."""
-    summary_path = output_dir / tracking.SUMMARY_FILE
-    if summary_path.exists():
-        return RUN_STATES.get(json.loads(summary_path.read_text()).get("status"), "failed")
+    summary, unreadable = tracking.read_summary(output_dir)
+    if summary is not None or unreadable:
+        return RUN_STATES.get((summary or {}).get("status"), "failed")
     started = (output_dir / tracking.METRICS_FILE).exists() or (output_dir / ".hydra").exists()
     return "running" if started else "queued"
 
