@@ -192,6 +192,14 @@ SCHEMA: dict[str, Spec] = {
     "algo.filter_accuracy": boolean(),
     "algo.accuracy_lower_bound": FRACTION,
     "algo.accuracy_upper_bound": FRACTION,
+    "algo.importance_sampling_level": text(),  # its choices: TRL's GRPOConfig
+    "algo.mask_truncated_completions": boolean(),
+    "algo.delta": number(above=1, null=True),
+    "algo.top_entropy_quantile": FRACTION,
+    "algo.vllm_importance_sampling_correction": boolean(),
+    "algo.prime_norm": text(),  # its choices (and prm_update's): r1lab.algos.config_checks
+    "algo.prm_update": text(),
+    "algo.prm_label_reward": text(null=True),
     "algo.trl": open_map(null=True),  # TRL config fields passed through as they are
 
     "task.name": text(),
