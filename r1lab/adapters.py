@@ -30,9 +30,8 @@ def lora_config(adapter: Mapping, task_type: str = "CAUSAL_LM"):
         return None
     from peft import LoraConfig
 
-    targets = adapter["target_modules"]
-    if not isinstance(targets, str):
-        targets = list(OmegaConf.to_container(targets) if OmegaConf.is_config(targets) else targets)
+    targets = [str(t) for t in adapter["target_modules"]]
+    targets = "all-linear" if targets == ["all-linear"] else targets  # peft's keyword is a string
     full = adapter.get("modules_to_save")
     return LoraConfig(task_type=task_type, r=int(adapter["rank"]), lora_alpha=int(adapter["alpha"]),
                       lora_dropout=float(adapter["dropout"]), target_modules=targets, bias="none",
@@ -75,7 +74,7 @@ def adapter_problems(cfg: DictConfig) -> list[str]:
     if adapter.get("companions") not in ("adapter", "full"):
         found.append(f"adapter.companions must be adapter (own LoRA adapter) or full, not {adapter.get('companions')!r}")
     if not adapter.target_modules:
-        found.append("adapter.target_modules is empty: name modules (e.g. [q_proj, v_proj]) or all-linear")
+        found.append("adapter.target_modules is empty: name modules (e.g. [q_proj, v_proj]) or [all-linear]")
     return found
 
 

@@ -1,4 +1,5 @@
-"""`metrics.jsonl`: every logged step, keys exactly as W&B receives them, resume-safe."""
+"""`metrics.jsonl`: one training record per logged step and one eval record per evaluation, keys exactly as
+W&B receives them, resume-safe."""
 
 from __future__ import annotations
 
@@ -15,8 +16,9 @@ class MetricsJsonlCallback(TrainerCallback):
     """Appends one JSON object per log event to `path` (world rank 0 only).
 
     Keys go through the same `rewrite_logs` as HF's WandbCallback (`reward` → `train/reward`,
-    `eval_accuracy` → `eval/accuracy`) plus `train/global_step`. On resume, records logged after
-    the checkpoint's step are dropped first, so no step appears twice.
+    `eval_accuracy` → `eval/accuracy`) plus `train/global_step`. An eval record is the one with `eval/` keys.
+    HF's end-of-training log holds only run totals (kept for summary.json) and the epoch: it adds no
+    record. On resume, records logged after the checkpoint's step are dropped first, so no step appears twice.
     """
 
     def __init__(self, path: Path):
@@ -36,7 +38,7 @@ class MetricsJsonlCallback(TrainerCallback):
             return
         self.single_values.update({k: v for k, v in logs.items() if k in SINGLE_VALUE_KEYS})
         record = rewrite_logs({k: v for k, v in logs.items() if k not in SINGLE_VALUE_KEYS})
-        if not record:
+        if not set(record) - {"train/epoch"}:
             return
         record["train/global_step"] = state.global_step
         with self.path.open("a") as f:

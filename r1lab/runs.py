@@ -111,16 +111,23 @@ def _axes_from_config(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def read_run_dir(run_dir: Path, root: Path) -> RunRecord:
-    """A run dir as a RunRecord; no summary.json means the run has not ended (`running`)."""
-    summary_path = run_dir / tracking.SUMMARY_FILE
-    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+    """A run dir as a RunRecord; no summary.json means the run has not ended (`running`). An unreadable
+    summary.json or metrics.jsonl is named on stderr and the run listed as `unreadable`."""
+    summary, problem = tracking.read_summary(run_dir)
+    try:
+        history = tracking.read_metrics(run_dir)
+    except (OSError, UnicodeDecodeError) as error:
+        history, problem = [], problem or f"{run_dir / tracking.METRICS_FILE} is unreadable ({error})"
+    if problem:
+        _progress(problem)
+    summary = summary or {}
     config = saved_config(run_dir)
     return RunRecord(
         name=run_dir.relative_to(root).as_posix() if run_dir != root else run_dir.name,
-        status=summary.get("status", "running"),
+        status="unreadable" if problem else summary.get("status", "running"),
         axes=summary.get("axes") or (_axes_from_config(config) if config else {}),
         source=str(run_dir),
-        history=tracking.read_metrics(run_dir),
+        history=history,
         summary=summary,
         config=flatten(config),
     )
@@ -248,8 +255,23 @@ def load(source: str | Path, project: str | None = None) -> tuple[pd.DataFrame, 
     (or as GROUP with `project="ENTITY/PROJECT"`)."""
     if project is None and Path(source).is_dir():
         return frames(read_sweep_dir(Path(source)))
+    if project is None and (problem := missing_local_path(str(source))):
+        raise ValueError(problem)
     project, group = wandb_group(str(source), project)
-    return frames(read_wandb_group(project, group))
+    try:
+        return frames(read_wandb_group(project, group))
+    except Exception as error:  # noqa: BLE001 - wandb's errors (no API key, no such project, network)
+        raise ValueError(f"{source} is not a directory here, and reading it as W&B group {group!r} of {project!r} "
+                         f"failed: {type(error).__name__}: {error}") from error
+
+
+def missing_local_path(source: str) -> str | None:
+    """Why `source` (not a directory here) is a mistyped local path rather than a W&B group, or None."""
+    if Path(source).exists():
+        return f"{source} is not a directory"
+    if source.startswith((".", "/", "~")) or len(Path(source).parts) > 1 and Path(Path(source).parts[0]).is_dir():
+        return f"no such directory: {source}"  # an explicit path, or one below a local directory
+    return None
 
 
 def wandb_group(source: str, project: str | None) -> tuple[str, str]:

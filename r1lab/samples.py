@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from r1lab.tasks.answer_format import completion_text
 SAMPLES_DIR = "completion_samples"
 ALL_FILE = "completion_samples.txt"
 SUCCESS_FILE = "success_completion_samples.txt"
+_HEADER = re.compile(r"^={24} step (\d+) \| ", re.MULTILINE)
 
 
 def prompt_text(prompt: Any) -> str:
@@ -61,6 +63,21 @@ class CompletionSamples:
             if picked:
                 entries = [self._entry(step, i, prompts[i], completions[i], solved[i]) for i in picked]
                 self._append(self.directory / name, "".join(entries))
+
+    def drop_after(self, step: int) -> None:
+        """Remove the entries of steps after `step` (a resumed run's checkpoint): they belong to a dead run."""
+        for name in (ALL_FILE, SUCCESS_FILE):
+            for path in (rotated(self.directory / name), self.directory / name):
+                if not path.exists():
+                    continue
+                text = path.read_text(encoding="utf-8", errors="replace")
+                starts = [m.start() for m in _HEADER.finditer(text)] + [len(text)]
+                kept = text[:starts[0]] + "".join(
+                    text[a:b] for a, b in zip(starts, starts[1:]) if int(_HEADER.match(text, a).group(1)) <= step)
+                if kept != text:
+                    tmp = path.with_suffix(".tmp")
+                    tmp.write_text(kept, encoding="utf-8")
+                    os.replace(tmp, path)
 
     @staticmethod
     def _entry(step: int, index: int, prompt: Any, completion: Any, solved: bool) -> str:

@@ -24,7 +24,8 @@ from r1lab import tracking
 from r1lab.launching.preflight import FROZEN_DIR
 from r1lab.launching.summary import SCHEDULER_IDS
 
-STATES = ("queued", "running", "finished", "failed", "preempted")
+# stopped: a local run stopped by SIGTERM or Ctrl-C, saved at the end of its step; running it again resumes.
+STATES = ("queued", "running", "finished", "failed", "preempted", "stopped")
 # SLURM job states (squeue/sacct) -> r1lab state. Anything not listed counts as ended without success.
 SLURM_STATES = {
     "PENDING": "queued", "CONFIGURING": "queued", "REQUEUED": "queued", "REQUEUE_HOLD": "queued",
@@ -34,7 +35,8 @@ SLURM_STATES = {
     "COMPLETED": "finished", "PREEMPTED": "preempted",
 }
 # summary.json's status -> r1lab state.
-RUN_STATES = {"finished": "finished", "preempted": "preempted", "crashed": "failed", "interrupted": "failed"}
+RUN_STATES = {"finished": "finished", "preempted": "preempted", "crashed": "failed",
+              "terminated": "stopped", "interrupted": "stopped"}
 
 
 @dataclass
@@ -101,9 +103,9 @@ def scheduler_states(ids: list[str]) -> dict[str, str]:
 
 def run_state(output_dir: Path) -> str:
     """The state the run files show: summary.json's status, else running once the job started, else queued."""
-    summary_path = output_dir / tracking.SUMMARY_FILE
-    if summary_path.exists():
-        return RUN_STATES.get(json.loads(summary_path.read_text()).get("status"), "failed")
+    summary, unreadable = tracking.read_summary(output_dir)
+    if summary is not None or unreadable:
+        return RUN_STATES.get((summary or {}).get("status"), "failed")
     started = (output_dir / tracking.METRICS_FILE).exists() or (output_dir / ".hydra").exists()
     return "running" if started else "queued"
 

@@ -3,7 +3,9 @@
 No weights can be downloaded in CI or on an offline laptop, so `model=tiny` builds a random-init
 Qwen2 and a byte-level BPE tokenizer trained on Countdown prompt text, with Qwen's ChatML chat
 template and left padding. Both are cached under `cache_dir`, keyed by a hash of the architecture,
-so a sweep of tiny runs builds them once; concurrent builders race safely (atomic rename).
+so a sweep of tiny runs builds them once; concurrent builders race safely (atomic rename). Each entry
+lists its files' SHA-256 in MANIFEST; an entry that no longer matches it (a disk error, a hand edit) is
+rebuilt, with a line naming it.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ CHATML_TEMPLATE = (
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+MANIFEST = "r1lab-manifest.json"
 
 
 def tiny_model_path(arch: Mapping, cache_dir: str | os.PathLike) -> Path:
@@ -40,8 +43,14 @@ def tiny_model_path(arch: Mapping, cache_dir: str | os.PathLike) -> Path:
 def ensure_tiny_model(arch: Mapping, cache_dir: str | os.PathLike) -> Path:
     """Return the path of the cached tiny model for `arch`, building it on first use."""
     path = tiny_model_path(arch, cache_dir)
-    if (path / "config.json").exists():
-        return path
+    if path.exists():
+        problem = cache_entry_problem(path)
+        if problem is None:
+            return path
+        print(f"r1lab: the cached tiny model {path} is corrupt ({problem}); rebuilding it", flush=True)
+        aside = path.with_name(f"{path.name}.corrupt-{os.getpid()}")
+        os.rename(path, aside)
+        shutil.rmtree(aside, ignore_errors=True)
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=path.name + ".building-", dir=path.parent))
     try:
@@ -50,11 +59,29 @@ def ensure_tiny_model(arch: Mapping, cache_dir: str | os.PathLike) -> Path:
             os.rename(staging, path)
         except OSError:
             # Another job finished the same build first; its copy is identical.
-            if not (path / "config.json").exists():
+            if cache_entry_problem(path) is not None:
                 raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return path
+
+
+def _digests(directory: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(directory.iterdir()) if p.is_file() and p.name != MANIFEST}
+
+
+def cache_entry_problem(path: Path) -> str | None:
+    """What is wrong with a cached tiny model (a missing, changed or unlisted file), or None."""
+    try:
+        listed = json.loads((path / MANIFEST).read_text())
+    except (OSError, json.JSONDecodeError):
+        return f"{MANIFEST} is missing or unreadable"
+    found = _digests(path)
+    for name in sorted(set(listed) | set(found)):
+        if listed.get(name) != found.get(name):
+            return f"{name} is {'missing' if name not in found else 'not as built'}"
+    return None
 
 
 def _tokenizer_corpus(rows: int = 2000, seed: int = 0) -> Iterator[str]:
@@ -121,3 +148,4 @@ def _build(arch: Mapping, out_dir: Path) -> None:
     )
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
+    (out_dir / MANIFEST).write_text(json.dumps(_digests(out_dir), indent=1) + "\n")

@@ -207,12 +207,25 @@ def write_summary(output_dir: Path, summary: dict[str, Any]) -> Path:
     return path
 
 
+def read_summary(run_dir: Path) -> tuple[dict[str, Any] | None, str | None]:
+    """A run dir's summary.json: (record, None); (None, None) when there is none; (None, why) when unreadable."""
+    path = Path(run_dir) / SUMMARY_FILE
+    try:
+        summary = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None, None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        return None, f"{path} is unreadable ({type(error).__name__}: {error})"
+    if not isinstance(summary, dict):
+        return None, f"{path} is unreadable (not a JSON object)"
+    return summary, None
+
+
 def finished_summary(output_dir: Path, max_steps: int) -> dict[str, Any] | None:
     """The run's summary if it already finished at least `max_steps` steps (re-running it is then a no-op)."""
-    path = Path(output_dir) / SUMMARY_FILE
-    if not path.exists():
+    summary, _ = read_summary(output_dir)
+    if summary is None:
         return None
-    summary = json.loads(path.read_text())
     done = summary.get("status") == "finished" and int(summary.get("global_step") or 0) >= max_steps
     return summary if done else None
 

@@ -17,9 +17,9 @@ from typing import Any
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from r1lab import tracking
+from r1lab import run_dir, tracking
 from r1lab.launching.memory_plan import refuse_if_over_gpu_memory
-from r1lab.validation import validate
+from r1lab.validation import ConfigError, exit_with_message, validate
 
 log = logging.getLogger(__name__)
 
@@ -38,14 +38,24 @@ def _job_location() -> tuple[Path, str | None]:
 
 def run_job(cfg: DictConfig) -> dict[str, Any]:
     output_dir, sweep_dir = _job_location()
-    if cfg.dry_run and sweep_dir is None:
-        from r1lab.launching.preflight import dry_run_one
+    try:
+        if cfg.dry_run and sweep_dir is None:
+            from r1lab.launching.preflight import dry_run_one
 
-        dry_run_one(cfg, list(HydraConfig.get().overrides.task))
-        return {}
-    validate(cfg)
-    refuse_if_over_gpu_memory(cfg)
+            dry_run_one(cfg, list(HydraConfig.get().overrides.task))
+            return {}
+        validate(cfg)
+        refuse_if_over_gpu_memory(cfg)
+    except ConfigError as error:
+        exit_with_message(error)
     output_dir.mkdir(parents=True, exist_ok=True)
+    if _is_main_process():
+        try:  # one writer per run dir, and only the run it was started for (r1lab/run_dir.py)
+            run_dir.take(output_dir, cfg)
+        except run_dir.RunDirError as error:
+            if sweep_dir is not None:
+                raise  # this job fails; the sweep goes on
+            exit_with_message(error)
     if cfg.train.resume == "auto" and (done := tracking.finished_summary(output_dir, int(cfg.train.max_steps))):
         # A requeued or re-run job whose run already finished: nothing to train, nothing to overwrite.
         if _is_main_process():
@@ -54,6 +64,10 @@ def run_job(cfg: DictConfig) -> dict[str, Any]:
     identity = tracking.RunIdentity.for_run(cfg, output_dir, sweep_dir)
     config = tracking.run_config(cfg, identity)
 
+    from r1lab.launching import preemption
+
+    if not preemption.installed():
+        preemption.install()  # a local run: SIGTERM and Ctrl-C also stop at the end of the step, saved
     wandb_run = None
     if cfg.logger.backend == "wandb" and _is_main_process():
         wandb_run = tracking.start_wandb(cfg, identity, output_dir, config)
@@ -62,8 +76,8 @@ def run_job(cfg: DictConfig) -> dict[str, Any]:
     try:
         result = train(cfg, output_dir, identity)
         if result.pop("stopped_by_signal", False):
-            # SLURM's time-limit warning or a preemption: a checkpoint was saved at the last step.
-            status = "preempted"
+            # A stop signal (SLURM's time-limit warning, a preemption, kill, Ctrl-C): saved at the last step.
+            status = preemption.stop_status()
         else:
             status, exit_code = "finished", 0
         return result
@@ -85,9 +99,7 @@ def run_job(cfg: DictConfig) -> dict[str, Any]:
 
             print(closing_block(summary, int(cfg.train.max_steps)), flush=True)
             print(f"r1lab: run {status}; outputs in {output_dir}", flush=True)
-        if status == "preempted":
-            from r1lab.launching import preemption
-
+        if status in preemption.STOPPED:
             preemption.hand_over()  # requeues through submitit; does not return
 
 
@@ -188,9 +200,8 @@ def train(cfg: DictConfig, output_dir: Path, identity: tracking.RunIdentity) -> 
 
 def _train_and_evaluate(cfg, algo, args, model_path, tokenizer, train_split, test_split, output_dir):
     """The algorithm's trainer on the prepared data: train (resuming if possible), then the final evaluation."""
-    from transformers.trainer_utils import get_last_checkpoint
-
     from r1lab.adapters import trainer_adapter_kwargs
+    from r1lab.checkpoints import checkpoint_step, resume_point, save_final
     from r1lab.data import held_out_rows
     from r1lab.evaluation import HeldOutSpec
     from r1lab.launching.preemption import StopOnSignal, on_terminate, stop_requested
@@ -220,16 +231,19 @@ def _train_and_evaluate(cfg, algo, args, model_path, tokenizer, train_split, tes
     )
     trainer.completion_samples = CompletionSamples.from_config(cfg.samples, output_dir, int(cfg.seed))
 
-    checkpoint = get_last_checkpoint(str(output_dir)) if cfg.train.resume == "auto" else None
+    checkpoint = resume_point(output_dir, tidy=trainer.args.should_save) if cfg.train.resume == "auto" else None
     if checkpoint:
         log.info("resuming from %s", checkpoint)
     # The held-out evaluation before the first update: the step-0 point of every curve (a resumed run has it).
     trainer.args.eval_on_start = checkpoint is None
+    if trainer.args.should_save:  # samples of steps after the checkpoint belong to a dead run
+        trainer.completion_samples.drop_after(checkpoint_step(checkpoint) if checkpoint else 0)
+    checkpoint = checkpoint and str(checkpoint)
     train_output = trainer.train(resume_from_checkpoint=checkpoint)
     if stop_requested() and trainer.state.global_step < trainer.state.max_steps:
         return {"stopped_by_signal": True, "global_step": trainer.state.global_step, "resumed_from": checkpoint}
     final_eval = trainer.evaluate(pass_k=int(cfg.eval.pass_k))
-    trainer.save_model(str(output_dir / "final"))
+    save_final(trainer, output_dir / "final")
     return {
         "global_step": trainer.state.global_step,
         "world_size": trainer.args.world_size,

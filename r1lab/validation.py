@@ -1,7 +1,8 @@
 """Checks a composed config before any compute: every problem at once, in words a user can act on.
 
 Hydra already rejects unknown keys and unknown group options (the config is in struct mode);
-this catches what composes but cannot run (unknown rewards, batches that split a GRPO group)
+`r1lab.config_schema` checks every value's type and range; this adds what passes both but cannot
+run (unknown rewards, batches that split a GRPO group)
 and, separately, what this Python environment lacks for it (vLLM, DeepSpeed). It imports neither torch nor TRL, so a whole sweep
 can be validated in a fraction of a second before a job is queued.
 """
@@ -9,8 +10,12 @@ can be validated in a fraction of a second before a job is queued.
 from __future__ import annotations
 
 import importlib.util
+import os
+import sys
 
 from omegaconf import DictConfig
+
+from r1lab.config_schema import schema_problems
 
 
 class ConfigError(ValueError):
@@ -53,11 +58,9 @@ def rollout_size_problems(cfg: DictConfig) -> list[str]:
     if (steps is not None or size is not None) and cfg.algo.get("mini_batches") is not None:
         found.append(f"algo={cfg.algo.name} sets the rollout size with algo.mini_batches: leave "
                      "train.steps_per_generation and train.generation_batch_size null")
-    if steps is not None and int(steps) < 1:
-        found.append(f"train.steps_per_generation must be at least 1, got {steps}")
     global_batch = int(train.per_device_batch_size) * world_size(cfg)
-    if size is not None and (int(size) < 1 or int(size) % global_batch):
-        found.append(f"train.generation_batch_size={size} must be a positive multiple of the global batch "
+    if size is not None and int(size) % global_batch:
+        found.append(f"train.generation_batch_size={size} must be a multiple of the global batch "
                      f"(train.per_device_batch_size={train.per_device_batch_size} x {world_size(cfg)} ranks "
                      f"= {global_batch})")
     return found
@@ -68,11 +71,11 @@ def problems(cfg: DictConfig) -> list[str]:
     from r1lab.algos import ALGORITHMS
     from r1lab.tasks import resolve_reward, task_module
 
-    found: list[str] = []
+    found = schema_problems(cfg)
+    if found:  # the checks below assume well-typed values
+        return found
     if cfg.model.name_or_path is None and cfg.model.get("tiny") is None:
         found.append("model: set name_or_path (a Hub id or local path) or tiny (a local architecture)")
-    if cfg.variant.prompt_style not in ("plain", "chat"):
-        found.append(f"variant.prompt_style must be plain or chat, not {cfg.variant.prompt_style!r}")
     if cfg.algo.name not in ALGORITHMS:
         found.append(f"algo.name {cfg.algo.name!r} is not one of {sorted(ALGORITHMS)}")
     from r1lab.algos.config_checks import algorithm_problems
@@ -86,19 +89,12 @@ def problems(cfg: DictConfig) -> list[str]:
     rewards = cfg.task.get("rewards") or {}
     if not rewards:
         found.append("task.rewards is empty: name at least one reward function with its weight")
-    for name, weight in rewards.items():
+    for name in rewards:
         try:
             resolve_reward(cfg.task.name, name)
         except ValueError as error:
             found.append(f"task.rewards.{name}: {error}")
-        if not isinstance(weight, (int, float)):
-            found.append(f"task.rewards.{name}: weight must be a number, got {weight!r}")
 
-    train = cfg.train
-    for key in ("max_steps", "per_device_batch_size", "gradient_accumulation_steps", "max_completion_length",
-                "save_steps", "logging_steps"):
-        if int(train[key]) < 1:
-            found.append(f"train.{key} must be at least 1, got {train[key]}")
     generations = int(cfg.algo.get("num_generations", 1))
     size_problems = rollout_size_problems(cfg)
     found.extend(size_problems)
@@ -108,10 +104,6 @@ def problems(cfg: DictConfig) -> list[str]:
             f"the generation batch ({how} = {generation_batch}) must be a multiple of "
             f"algo.num_generations={generations}, so that every prompt's group of completions lands in one batch"
         )
-    if cfg.eval.num_prompts is not None and int(cfg.eval.num_prompts) < 1:
-        found.append("eval.num_prompts must be at least 1 (or null for the whole test split)")
-    if int(cfg.eval.every_steps) < 0:
-        found.append("eval.every_steps must be 0 (only at the end) or positive")
     from r1lab.adapters import adapter_problems
 
     return found + adapter_problems(cfg)
@@ -136,3 +128,12 @@ def validate(cfg: DictConfig) -> None:
     found = problems(cfg) + environment_problems(cfg)
     if found:
         raise ConfigError("invalid config:\n  - " + "\n  - ".join(found))
+
+
+def exit_with_message(error: Exception) -> None:
+    """A user's error (a config, a run dir): print it as one message, no traceback, and exit 2.
+    HYDRA_FULL_ERROR=1 re-raises it, traceback and all."""
+    if os.environ.get("HYDRA_FULL_ERROR") == "1":
+        raise error
+    print(f"r1lab: {error}", file=sys.stderr, flush=True)
+    raise SystemExit(2) from None

@@ -28,11 +28,12 @@ def compose(*overrides: str):
         return hydra_compose(config_name="config", overrides=list(overrides), return_hydra_config=False)
 
 
-def launch(*args: str, timeout: float = 600, cwd: Path = REPO) -> subprocess.CompletedProcess:
+def launch(*args: str, timeout: float = 600, cwd: Path = REPO, env: dict | None = None) -> subprocess.CompletedProcess:
     """Run `python launch.py <args>` in a subprocess, as a user would."""
     return subprocess.run(
         [sys.executable, str(REPO / "launch.py"), *args],
-        cwd=cwd, capture_output=True, text=True, timeout=timeout, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        cwd=cwd, capture_output=True, text=True, timeout=timeout,
+        env={**(os.environ if env is None else env), "PYTHONUNBUFFERED": "1"},
     )
 
 

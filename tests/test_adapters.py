@@ -16,7 +16,7 @@ from tests.test_ppo import assert_resume_is_exact
 def test_lora_keys_become_a_peft_lora_config():
     config = lora_config(compose("adapter=lora", "adapter.rank=8", "adapter.alpha=16", "adapter.dropout=0.1").adapter)
     assert (config.r, config.lora_alpha, config.lora_dropout, config.task_type) == (8, 16, 0.1, "CAUSAL_LM")
-    assert config.target_modules == "all-linear"
+    assert config.target_modules == "all-linear"  # [all-linear] in the config: peft's keyword
     assert lora_config(compose().adapter) is None  # adapter=none: full fine-tuning
 
 

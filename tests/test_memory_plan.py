@@ -63,7 +63,7 @@ def test_lora_parameter_count_matches_peft():
     arch = dict(hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
                 num_key_value_heads=2, vocab_size=128, tie_word_embeddings=True)
     shape = Shape.from_config(arch)
-    for targets in ("all-linear", ["q_proj", "v_proj"]):
+    for targets in (["all-linear"], ["q_proj", "v_proj"]):
         adapter = {"name": "lora", "rank": 4, "alpha": 8, "dropout": 0.0, "target_modules": targets}
         model = get_peft_model(Qwen2ForCausalLM(Qwen2Config(**arch)), lora_config(adapter))
         trained = sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -172,7 +172,7 @@ def test_steps_per_generation_and_generation_batch_size():
 @pytest.mark.parametrize("overrides,message", [
     (("train.steps_per_generation=2", "train.generation_batch_size=32"), "set one of them"),
     (("train.generation_batch_size=40",), "multiple of the global batch"),
-    (("train.steps_per_generation=0",), "at least 1"),
+    (("train.steps_per_generation=0",), "train.steps_per_generation=0: expected an integer >= 1"),
     (("train.per_device_batch_size=4", "train.steps_per_generation=3"), "multiple of algo.num_generations=8"),
     (("algo=ppo", "train.steps_per_generation=2"), "algo.mini_batches"),
 ])

@@ -14,12 +14,14 @@ import torch
 from trl import GRPOTrainer
 
 from r1lab.aha import aha_scores
+from r1lab.checkpoints import CompleteCheckpoints
 from r1lab.evaluation import HeldOutEvaluation
 from r1lab.samples import CompletionSamples
 
 
-class R1Trainer(HeldOutEvaluation, GRPOTrainer):
-    """GRPOTrainer with r1lab's greedy held-out evaluation, aha metrics and completion samples."""
+class R1Trainer(CompleteCheckpoints, HeldOutEvaluation, GRPOTrainer):
+    """GRPOTrainer with r1lab's complete-only checkpoints, greedy held-out evaluation, aha metrics and
+    completion samples."""
 
     # Set by r1lab.train; None writes no sample files. Only the main process writes.
     completion_samples: CompletionSamples | None = None

@@ -104,7 +104,8 @@ class Shape:
     def lora_params(self, target_modules, rank: int) -> int:
         """LoRA's A and B matrices, r x (in + out) per targeted linear layer; "all-linear" is every one."""
         shapes = self.linear_shapes()
-        names = list(shapes) if target_modules == "all-linear" else [str(m) for m in target_modules]
+        names = [str(m) for m in ([target_modules] if isinstance(target_modules, str) else target_modules)]
+        names = list(shapes) if "all-linear" in names else names
         return self.layers * sum(rank * sum(shapes[n]) for n in names if n in shapes)
 
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from r1lab.tracking import SUMMARY_FILE
+from r1lab.tracking import read_summary
+
+log = logging.getLogger(__name__)
 
 SWEEP_SUMMARY = "sweep_summary"
 
@@ -25,11 +28,13 @@ class JobOutcome:
 
 def outcome(num: int, overrides: str, state: str, output_dir: Path, scheduler_id: str | None = None,
             error: str | None = None) -> JobOutcome:
-    """A job's outcome, completed from the run's own summary.json when it wrote one."""
+    """A job's outcome, completed from the run's own summary.json when it wrote one (an unreadable one is named)."""
     run_status = wandb_run = None
-    summary_path = Path(output_dir) / SUMMARY_FILE
-    if summary_path.exists():
-        summary = json.loads(summary_path.read_text())
+    summary, problem = read_summary(Path(output_dir))
+    if problem:
+        log.warning("job %d: %s", num, problem)
+        run_status, error = "unreadable summary.json", "; ".join(filter(None, [error, problem]))
+    if summary is not None:
         run_status = summary.get("status")
         wandb = summary.get("wandb") or {}
         wandb_run = wandb.get("url") or (f"{wandb.get('project')}/{wandb.get('id')} ({wandb.get('mode')})" if wandb else None)
