@@ -227,6 +227,7 @@ SCHEMA: dict[str, Spec] = {
     "task.num_train": COUNT,
     "task.num_test": COUNT,
     "task.rewards": map_of(number()),
+    "task.prime_rm_coef": number(low=0),
     "task.min_digits": COUNT,
     "task.max_digits": COUNT,
 

@@ -30,7 +30,7 @@ SWEEPS = [
     ("model_size", lambda c: c["model"]["name_or_path"],
      ["Qwen/Qwen2.5-0.5B", "Qwen/Qwen2.5-1.5B", "Qwen/Qwen2.5-3B", "Qwen/Qwen2.5-7B"]),
     ("base_vs_instruct", lambda c: c["model"]["name_or_path"], ["Qwen/Qwen2.5-3B", "Qwen/Qwen2.5-3B-Instruct"]),
-    ("algorithms", lambda c: c["algo"]["name"], ["ppo", "grpo", "prime"]),
+    ("algorithms", lambda c: c["algo"]["name"], ["ppo", "grpo", "prime", "rloo", "reinforce_pp"]),
     ("lr_beta", lambda c: (c["algo"]["lr"], c["algo"]["beta"]), [(1e-6, 0.04), (1e-6, 0.001), (5e-7, 0.04), (5e-7, 0.001)]),
     ("tasks", lambda c: c["task"]["name"], ["countdown", "multiplication"]),
     ("seeds", lambda c: c["seed"], [0, 1, 2]),

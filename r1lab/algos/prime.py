@@ -22,7 +22,8 @@ batch (`num_generations` completions per prompt, 4 in the paper):
 5. Policy: PPO-clipped surrogate in TRL's loop with those (B, T) advantages, `mini_batches` steps per batch.
 
 The outcome is the task's weighted reward (`train/reward`); in PRIME it is the verifier's 0/1, the same thing
-for a task whose only reward is its correctness. Defaults (conf/algo/prime.yaml) are the reference run's:
+for a task whose only reward is its correctness; a task with a dense, narrow outcome (task=sanity) sets a smaller
+`rm_coef` through `task.prime_rm_coef` (the reason and the measurement are in conf/task/sanity.yaml). Defaults (conf/algo/prime.yaml) are the reference run's:
 policy lr 5e-7, PRM lr 1e-6, prm_beta 0.05, PRM grad clip 10, rm_coef 1, no entropy bonus, no KL; its cadence
 (4 policy and 4 PRM steps per batch) is the TinyZero twin's (conf/experiment/tinyzero_countdown_3b_prime.yaml).
 
