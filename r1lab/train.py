@@ -117,9 +117,13 @@ def close_wandb(wandb_run, status: str, exit_code: int) -> None:
 
 
 def resolve_model_path(cfg: DictConfig) -> str:
-    """A Hub id or local path for the policy; the tiny model is built and cached on first use."""
+    """A Hub id or local path for the policy; tiny models (random-init or pretrained) are built and cached on first use."""
     if cfg.model.name_or_path is not None:
         return str(cfg.model.name_or_path)
+    if cfg.model.get("pretrain") is not None:
+        from r1lab.tiny_base import ensure_from_config
+
+        return str(ensure_from_config(cfg))  # r1lab's own pretrained tiny base (and its instruct variant)
     from r1lab.tiny_model import ensure_tiny_model
 
     return str(ensure_tiny_model(cfg.model.tiny, cfg.cache_dir))

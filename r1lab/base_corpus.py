@@ -1,0 +1,195 @@
+"""The pretraining text of r1lab's own tiny base models: Countdown-format search traces and arithmetic.
+
+Gandhi et al. 2025 ("Cognitive Behaviors that Enable Self-Improving Reasoners", arXiv 2503.01307): RL on
+Countdown improves a base that already verifies and backtracks, and a base primed with a few search traces
+-- even traces that end in wrong answers -- but not one without. This module writes both corpora, so the
+ablation is one config key (`model.pretrain.corpus`).
+
+What a corpus holds (every document ends with the tokenizer's end-of-text token):
+
+- ``arithmetic`` documents (both corpora): lines ``(a o b) p c = x p c = v``, with a, b, c drawn from the
+  task's number range, o and p from + - *, and x, v their exact values -- the arithmetic a candidate
+  equation needs, written step by step.
+- ``enumeration`` documents (both corpora): the Countdown prompt without a target ("create an equation")
+  and a think block listing random distinct candidates with their values, no check, answering one of them.
+  They teach copying the prompt's numbers into candidates.
+- ``primed`` only, ``trace`` documents: a Countdown prompt exactly as r1lab renders it for a base model
+  (TinyZero's plain template) with a target drawn uniformly from the number set's reachable values, then a
+  think block of 1 to ``max_candidates`` *random* distinct candidates in the same step-by-step form, each
+  followed by its check against the target: ``(too high)``, ``(too low)`` or ``(this works)``. After a miss
+  the trace continues with probability ``continue_prob``, else it gives up and answers its last (wrong)
+  candidate; a trace stops at the first candidate that happens to equal the target and answers it.
+- ``unprimed``: where the primed corpus has a trace, the unprimed one has another enumeration.
+
+What a corpus never holds: a prompt with a target followed by a systematic (solver-found) solution; any
+division; the held-out puzzles by construction (number sets are drawn at random; a trace's candidates are
+random, so the share of traces ending in a right answer is what chance gives -- `trace_success_rate`
+measures it). Tests scan a large sample for both.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import random
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+from r1lab.tasks import countdown
+
+# The check written after each candidate's value, as Mini-R1's step-200 samples do ("= 68 (too low)").
+TOO_HIGH, TOO_LOW, WORKS = "(too high)", "(too low)", "(this works)"
+OPERATORS = "+-*"
+CORPORA = ("primed", "unprimed")
+
+
+@dataclass(frozen=True)
+class CorpusSpec:
+    """How a corpus is drawn; every field is part of the base model's cache key."""
+
+    kind: str                  # primed | unprimed
+    count: int                 # numbers per puzzle
+    min_number: int
+    max_number: int
+    min_target: int
+    max_target: int
+    trace_share: float         # share of documents that are search traces (primed only)
+    enumeration_share: float   # share of documents that are target-free enumerations (both corpora)
+    continue_prob: float       # after a missed candidate, probability that a trace tries another
+    enumeration_continue_prob: float  # probability that an enumeration lists one more candidate
+    max_candidates: int        # candidates per trace or enumeration at most
+    arithmetic_lines: int      # lines per arithmetic document
+
+    @classmethod
+    def from_config(cls, cfg: Mapping[str, Any]) -> CorpusSpec:
+        spec = cls(**{name: cfg[name] for name in cls.__dataclass_fields__})
+        if spec.kind not in CORPORA:
+            raise ValueError(f"model.pretrain.corpus must be one of {CORPORA}, got {spec.kind!r}")
+        if spec.count != 3:
+            raise ValueError(f"the base corpus writes 3-number puzzles, got count={spec.count}")
+        return spec
+
+
+@dataclass(frozen=True)
+class Candidate:
+    expression: str            # "(3 + 5) * 7"
+    step: str                  # "8 * 7"
+    value: int                 # 56
+
+    def line(self) -> str:
+        return f"{self.expression} = {self.step} = {self.value}"
+
+
+def candidates(nums: list[int]) -> list[Candidate]:
+    """Every distinct ``(a o b) p c`` over an ordering of ``nums`` with o, p in + - *, in a fixed order."""
+    return list(_candidates(tuple(nums)))
+
+
+@functools.lru_cache(maxsize=65536)
+def _candidates(nums: tuple[int, ...]) -> tuple[Candidate, ...]:
+    seen: dict[str, Candidate] = {}
+    for a, b, c in itertools.permutations(nums):
+        for o, p in itertools.product(OPERATORS, repeat=2):
+            x = _apply(a, o, b)
+            expression = f"({a} {o} {b}) {p} {c}"
+            seen.setdefault(expression, Candidate(expression, f"{x} {p} {c}", _apply(x, p, c)))
+    return tuple(seen.values())
+
+
+def _apply(x: int, op: str, y: int) -> int:
+    return x + y if op == "+" else x - y if op == "-" else x * y
+
+
+def reachable_targets(nums: list[int], low: int, high: int) -> list[int]:
+    """The distinct integers in [low, high] that + - * / over all of ``nums`` reach exactly (each once)."""
+    return list(_reachable(tuple(sorted(nums)), low, high))
+
+
+@functools.lru_cache(maxsize=65536)
+def _reachable(nums: tuple[int, ...], low: int, high: int) -> tuple[int, ...]:
+    def values(pool: list[Fraction]) -> Iterator[Fraction]:
+        if len(pool) == 1:
+            yield pool[0]
+            return
+        for i, j in itertools.combinations(range(len(pool)), 2):
+            rest = [v for k, v in enumerate(pool) if k not in (i, j)]
+            x, y = pool[i], pool[j]
+            for v in (x + y, x * y, x - y, y - x, *((x / y,) if y else ()), *((y / x,) if x else ())):
+                yield from values(rest + [v])
+
+    return tuple(sorted({int(v) for v in values([Fraction(n) for n in nums]) if v.denominator == 1 and low <= v <= high}))
+
+
+def _verdict(value: int, target: int) -> str:
+    return WORKS if value == target else TOO_HIGH if value > target else TOO_LOW
+
+
+def _think(lines: list[str], answer: str) -> str:
+    return "\n" + "\n".join(lines) + f"\n</think>\n<answer> {answer} </answer>"
+
+
+def _draw_nums(spec: CorpusSpec, rng: random.Random) -> list[int]:
+    return [rng.randint(spec.min_number, spec.max_number) for _ in range(spec.count)]
+
+
+def trace_document(spec: CorpusSpec, rng: random.Random) -> str:
+    """A prompt with a target, then a short random search that checks each candidate and often gives up."""
+    while True:
+        nums = _draw_nums(spec, rng)
+        targets = reachable_targets(nums, spec.min_target, spec.max_target)
+        if targets:
+            break
+    target = rng.choice(targets)
+    pool = candidates(nums)
+    rng.shuffle(pool)
+    lines = []
+    for tried in pool[: spec.max_candidates]:
+        lines.append(f"{tried.line()} {_verdict(tried.value, target)}")
+        if tried.value == target or rng.random() >= spec.continue_prob:
+            break
+    return countdown.plain_prompt({"nums": nums, "target": target}) + _think(lines, tried.expression)
+
+
+ENUMERATION_QUESTION = "Using the numbers {nums}, create an equation. Show your work in <think> </think> tags."
+
+
+def enumeration_document(spec: CorpusSpec, rng: random.Random) -> str:
+    """A prompt without a target, then random candidates with their values, no check, answering one."""
+    from r1lab.tasks.answer_format import base_prompt
+
+    nums = _draw_nums(spec, rng)
+    pool = candidates(nums)
+    rng.shuffle(pool)
+    count = 1
+    while count < spec.max_candidates and rng.random() < spec.enumeration_continue_prob:
+        count += 1
+    shown = pool[:count]
+    return base_prompt(ENUMERATION_QUESTION.format(nums=nums)) + _think(
+        [c.line() for c in shown], rng.choice(shown).expression
+    )
+
+
+def arithmetic_document(spec: CorpusSpec, rng: random.Random) -> str:
+    """Lines of step-by-step arithmetic over random number triples, no prompt, no target."""
+    lines = []
+    for _ in range(spec.arithmetic_lines):
+        nums = _draw_nums(spec, rng)
+        lines.append(rng.choice(candidates(nums)).line())
+    return "\n".join(lines)
+
+
+def documents(spec: CorpusSpec, seed: int) -> Iterator[str]:
+    """An endless, deterministic stream of documents of the corpus (without end-of-text tokens)."""
+    rng = random.Random(seed)
+    # The unprimed corpus writes an enumeration wherever the primed one writes a trace.
+    traces = trace_document if spec.kind == "primed" else enumeration_document
+    while True:
+        draw = rng.random()
+        if draw < spec.trace_share:
+            yield traces(spec, rng)
+        elif draw < spec.trace_share + spec.enumeration_share:
+            yield enumeration_document(spec, rng)
+        else:
+            yield arithmetic_document(spec, rng)

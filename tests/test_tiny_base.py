@@ -1,0 +1,146 @@
+"""r1lab's own pretrained tiny bases: what their corpora hold and never hold, exact tokenizer ids, the cache."""
+
+from __future__ import annotations
+
+import itertools
+import re
+
+import pytest
+from omegaconf import OmegaConf
+
+from r1lab.base_corpus import TOO_HIGH, TOO_LOW, WORKS, CorpusSpec, candidates, documents, reachable_targets
+from r1lab.tasks import countdown
+from r1lab.tasks.answer_format import last_answer
+from tests.conftest import compose
+
+LINE = re.compile(r"^\((\d+) ([-+*]) (\d+)\) ([-+*]) (\d+) = (-?\d+) ([-+*]) (\d+) = (-?\d+)(?: (\(.*\)))?$")
+PROMPT_TARGET = re.compile(r"Using the numbers \[(\d+), (\d+), (\d+)\], create an equation that equals (\d+)\.")
+
+
+def _spec(kind: str = "primed") -> CorpusSpec:
+    data = OmegaConf.to_container(compose("model=tiny-1m").model.pretrain.data, resolve=True)
+    return CorpusSpec.from_config({**data, "kind": kind})
+
+
+def _apply(x: int, op: str, y: int) -> int:
+    return x + y if op == "+" else x - y if op == "-" else x * y
+
+
+def _think_lines(document: str) -> list[re.Match]:
+    think = document.split("<think>")[-1].split("</think>")[0]
+    lines = [line for line in think.split("\n") if line]
+    matches = [LINE.match(line) for line in lines]
+    assert all(matches), f"a think line is not a step-by-step candidate: {lines}"
+    return matches
+
+
+def test_primed_corpus_holds_short_checked_random_searches_and_never_a_systematic_solution():
+    spec = _spec("primed")
+    traces = solved = candidates_written = 0
+    for document in itertools.islice(documents(spec, seed=3), 6000):
+        assert "/ " not in document.split("<think>")[-1]  # no division anywhere in what the model writes
+        prompt = PROMPT_TARGET.search(document)
+        if prompt is None and "<think>" in document:  # an enumeration: no target, no check
+            assert "equals" not in document and all(m.group(10) is None for m in _think_lines(document))
+            continue
+        if prompt is None:  # an arithmetic document: lines only, no prompt, no target, no check
+            assert "<think>" not in document and "<answer>" not in document
+            for line in document.split("\n"):
+                match = LINE.match(line)
+                assert match and match.group(10) is None
+                a, o, b, p, c, x, p2, c2, v = match.groups()[:9]
+                assert _apply(int(a), o, int(b)) == int(x) and _apply(int(x), p, int(c)) == int(v)
+            continue
+        traces += 1
+        *nums, target = map(int, prompt.groups())
+        assert target in reachable_targets(nums, spec.min_target, spec.max_target)
+        lines = _think_lines(document)
+        assert 1 <= len(lines) <= spec.max_candidates
+        candidates_written += len(lines)
+        for index, match in enumerate(lines):
+            a, o, b, p, c, x, p2, c2, v, verdict = match.groups()
+            assert sorted(map(int, (a, b, c))) == sorted(nums) and p == p2 and c == c2
+            assert _apply(int(a), o, int(b)) == int(x) and _apply(int(x), p, int(c)) == int(v)
+            expected = WORKS if int(v) == target else TOO_HIGH if int(v) > target else TOO_LOW
+            assert verdict == expected
+            # Only the last candidate may work: the search stops at a hit.
+            assert index == len(lines) - 1 or verdict != WORKS
+        answer = last_answer(document)
+        assert answer.strip() == lines[-1].group(0).split(" =")[0]  # the last candidate, right or wrong
+        solved += countdown.is_correct_equation(answer, nums, target)
+    assert traces > 1800
+    # Mostly unsuccessful and short: chance hits of ~1.8 random candidates, never a solver's answer.
+    assert solved / traces < 0.2
+    assert 1.3 < candidates_written / traces < 2.5
+
+
+def test_unprimed_corpus_has_the_arithmetic_and_enumerations_but_no_target_and_no_check():
+    enumerations = 0
+    for document in itertools.islice(documents(_spec("unprimed"), seed=3), 3000):
+        assert "equals" not in document and "(too" not in document and "(this works)" not in document
+        if "<think>" in document:
+            enumerations += 1
+            lines = _think_lines(document)
+            assert all(match.group(10) is None for match in lines)
+            assert last_answer(document).strip() in {m.group(0).split(" =")[0] for m in lines}
+    assert enumerations > 1800  # the primed corpus's traces are enumerations here
+
+
+def test_candidates_are_every_left_nested_expression_without_division():
+    found = candidates([2, 3, 3])
+    assert len({c.expression for c in found}) == len(found) == 27  # 3 distinct orders x 9 operator pairs
+    assert {c.value for c in found if c.expression == "(3 * 3) - 2"} == {7}
+
+
+def test_word_tokenizer_loads_with_the_ids_it_was_trained_with(tiny_base):
+    from transformers import AutoTokenizer
+
+    from r1lab.tiny_base import load_tokenizer
+
+    saved = load_tokenizer(tiny_base)
+    text = next(d for d in documents(_spec(), seed=5) if "<think>" in d)
+    ids = saved(text, add_special_tokens=False)["input_ids"]
+    assert saved.unk_token_id not in ids
+    assert saved.decode(ids) == text  # exact round trip: tokens carry their own spaces
+    assert AutoTokenizer.from_pretrained(tiny_base)(text, add_special_tokens=False)["input_ids"] == ids
+    # One token per number and per tag.
+    assert len(saved(" 216", add_special_tokens=False)["input_ids"]) == 1
+    assert len(saved("</think>", add_special_tokens=False)["input_ids"]) == 1
+
+
+def test_base_is_built_once_and_cached_by_its_config(tiny_base, tmp_path_factory):
+    from r1lab.tiny_base import base_model_path
+
+    cfg = compose(*TEST_BASE)
+    arch = OmegaConf.to_container(cfg.model.tiny, resolve=True)
+    pretrain = OmegaConf.to_container(cfg.model.pretrain, resolve=True)
+    assert base_model_path(arch, pretrain, cfg.cache_dir) == tiny_base
+    assert base_model_path(arch, {**pretrain, "corpus": "unprimed"}, cfg.cache_dir) != tiny_base
+    assert base_model_path(arch, {**pretrain, "max_steps": 11}, cfg.cache_dir) != tiny_base
+    assert not [p for p in tiny_base.parent.iterdir() if "building" in p.name]
+
+
+# A base that builds in seconds: the laptop corpus, a 0.1M model, 30 steps (tests/conftest.py's cache).
+TEST_BASE = ("model=tiny-0.3m", "model.tiny.hidden_size=32", "model.tiny.intermediate_size=64",
+             "model.tiny.num_hidden_layers=2", "model.pretrain.max_steps=30", "model.pretrain.batch_size=4",
+             "model.pretrain.block_size=128")
+
+
+@pytest.fixture(scope="module")
+def tiny_base():
+    from r1lab.tiny_base import ensure_from_config
+
+    return ensure_from_config(compose(*TEST_BASE))
+
+
+def test_instruct_variant_learns_the_chat_format_on_other_tasks_only(tiny_base):
+    from r1lab.tiny_base import ensure_from_config, load_tokenizer
+    from r1lab.tiny_instruct import chat_examples
+
+    for messages in chat_examples(3000, seed=0, low=1, high=9):
+        text = " ".join(m["content"] for m in messages)
+        assert "equals" not in text and "create an equation" not in text
+    instruct = ensure_from_config(compose(*TEST_BASE, "variant=instruct", "variant.sft.max_steps=5",
+                                          "variant.sft.batch_size=4", "variant.sft.examples=40"))
+    assert instruct != tiny_base and "instruct" in instruct.name
+    assert load_tokenizer(instruct).get_vocab() == load_tokenizer(tiny_base).get_vocab()
