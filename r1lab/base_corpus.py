@@ -8,11 +8,15 @@ ablation is one config key (`model.pretrain.corpus`).
 What a corpus holds (every document ends with the tokenizer's end-of-text token):
 
 - ``arithmetic`` documents (both corpora): lines ``(a o b) p c = x p c = v``, with a, b, c drawn from the
-  task's number range, o and p from + - *, and x, v their exact values -- the arithmetic a candidate
+  task's number range (in any order), o and p from + - *, and x, v their exact values -- the arithmetic a candidate
   equation needs, written step by step.
 - ``enumeration`` documents (both corpora): the Countdown prompt without a target ("create an equation")
   and a think block listing random distinct candidates with their values, no check, answering one of them.
   They teach copying the prompt's numbers into candidates.
+Candidates in traces and enumerations take the prompt's numbers in the prompt's order by default
+(``number_order: prompt``): the search is over the two operators, and copying the numbers is a plain copy,
+which a ~1M model learns in minutes (with every ordering, under 3 % of its candidates used the prompt's
+numbers after 1,000 steps).
 - ``primed`` only, ``trace`` documents: a Countdown prompt exactly as r1lab renders it for a base model
   (TinyZero's plain template) with a target drawn uniformly from the number set's reachable values, then a
   think block of 1 to ``max_candidates`` *random* distinct candidates in the same step-by-step form, each
@@ -60,6 +64,7 @@ class CorpusSpec:
     continue_prob: float       # after a missed candidate, probability that a trace tries another
     enumeration_continue_prob: float  # probability that an enumeration lists one more candidate
     max_candidates: int        # candidates per trace or enumeration at most
+    number_order: str          # prompt: candidates keep the prompt's number order; any: every ordering
     arithmetic_lines: int      # lines per arithmetic document
 
     @classmethod
@@ -82,15 +87,18 @@ class Candidate:
         return f"{self.expression} = {self.step} = {self.value}"
 
 
-def candidates(nums: list[int]) -> list[Candidate]:
-    """Every distinct ``(a o b) p c`` over an ordering of ``nums`` with o, p in + - *, in a fixed order."""
-    return list(_candidates(tuple(nums)))
+def candidates(nums: list[int], number_order: str = "any") -> list[Candidate]:
+    """Every distinct ``(a o b) p c`` with o, p in + - *, in a fixed order: a, b, c are ``nums`` in the
+    prompt's order (``number_order="prompt"``, 9 candidates) or in any order (``"any"``, up to 54)."""
+    if number_order not in ("prompt", "any"):
+        raise ValueError(f"number_order must be 'prompt' or 'any', got {number_order!r}")
+    return list(_candidates(tuple(nums), number_order == "any"))
 
 
 @functools.lru_cache(maxsize=65536)
-def _candidates(nums: tuple[int, ...]) -> tuple[Candidate, ...]:
+def _candidates(nums: tuple[int, ...], any_order: bool) -> tuple[Candidate, ...]:
     seen: dict[str, Candidate] = {}
-    for a, b, c in itertools.permutations(nums):
+    for a, b, c in itertools.permutations(nums) if any_order else (nums,):
         for o, p in itertools.product(OPERATORS, repeat=2):
             x = _apply(a, o, b)
             expression = f"({a} {o} {b}) {p} {c}"
@@ -142,7 +150,7 @@ def trace_document(spec: CorpusSpec, rng: random.Random) -> str:
         if targets:
             break
     target = rng.choice(targets)
-    pool = candidates(nums)
+    pool = candidates(nums, spec.number_order)
     rng.shuffle(pool)
     lines = []
     for tried in pool[: spec.max_candidates]:
@@ -160,7 +168,7 @@ def enumeration_document(spec: CorpusSpec, rng: random.Random) -> str:
     from r1lab.tasks.answer_format import base_prompt
 
     nums = _draw_nums(spec, rng)
-    pool = candidates(nums)
+    pool = candidates(nums, spec.number_order)
     rng.shuffle(pool)
     count = 1
     while count < spec.max_candidates and rng.random() < spec.enumeration_continue_prob:
@@ -176,7 +184,7 @@ def arithmetic_document(spec: CorpusSpec, rng: random.Random) -> str:
     lines = []
     for _ in range(spec.arithmetic_lines):
         nums = _draw_nums(spec, rng)
-        lines.append(rng.choice(candidates(nums)).line())
+        lines.append(rng.choice(candidates(nums, "any")).line())
     return "\n".join(lines)
 
 

@@ -10,7 +10,7 @@ Deterministic from its config: the corpus stream is seeded, the Trainer is seede
 one CPU thread (one thread is also ~40x faster than two on a busy 2-core machine).
 
 The tokenizer is word-level (HF `tokenizers`' WordLevel model and trainer): one token per integer the
-corpus and prompts can hold, with and without a leading space, one per word, the think/answer tags and
+corpus and prompts can hold (spaces are their own tokens there), one per operator with its spaces, one per word, the think/answer tags and
 ChatML's special tokens; decoding concatenates tokens, so text round-trips exactly. It is saved as a
 `PreTrainedTokenizerFast` and must be loaded as one (`load_tokenizer`): `AutoTokenizer` would rebuild a
 Qwen2 directory's tokenizer with Qwen2's own pre-tokenizer and different ids.
@@ -37,8 +37,10 @@ log = logging.getLogger(__name__)
 _RECIPE_VERSION = 1
 TAGS = ["<think>", "</think>", "<answer>", "</answer>"]
 UNKNOWN = "<|unk|>"
-# A word, a number, a newline, or one other character, each with its optional leading space.
-_PIECE = r" ?[A-Za-z]+| ?\d+|\n| ?[^\sA-Za-z\d]| "
+# An operator with its two spaces, a word with its leading space, a number (never with a space: one
+# token per integer wherever it stands, so copying a number from the prompt is copying one token), a
+# newline, another character with its leading space, or a lone space.
+_PIECE = r" [-+*/=] | ?[A-Za-z]+|\d+|\n| ?[^\sA-Za-z\d]| "
 # Integers the tokenizer holds whole: every value the corpus writes fits (3 numbers up to 30: 30*30*30).
 NUMBER_RANGE = range(0, 1000)
 

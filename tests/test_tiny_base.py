@@ -59,7 +59,7 @@ def test_primed_corpus_holds_short_checked_random_searches_and_never_a_systemati
         candidates_written += len(lines)
         for index, match in enumerate(lines):
             a, o, b, p, c, x, p2, c2, v, verdict = match.groups()
-            assert sorted(map(int, (a, b, c))) == sorted(nums) and p == p2 and c == c2
+            assert [int(a), int(b), int(c)] == nums and p == p2 and c == c2  # number_order: prompt
             assert _apply(int(a), o, int(b)) == int(x) and _apply(int(x), p, int(c)) == int(v)
             expected = WORKS if int(v) == target else TOO_HIGH if int(v) > target else TOO_LOW
             assert verdict == expected
@@ -86,9 +86,11 @@ def test_unprimed_corpus_has_the_arithmetic_and_enumerations_but_no_target_and_n
     assert enumerations > 1800  # the primed corpus's traces are enumerations here
 
 
-def test_candidates_are_every_left_nested_expression_without_division():
+def test_candidates_are_left_nested_expressions_without_division_in_prompt_or_any_order():
     found = candidates([2, 3, 3])
     assert len({c.expression for c in found}) == len(found) == 27  # 3 distinct orders x 9 operator pairs
+    assert [c.expression for c in candidates([3, 2, 3], "prompt")][:2] == ["(3 + 2) + 3", "(3 + 2) - 3"]
+    assert len(candidates([3, 2, 3], "prompt")) == 9
     assert {c.value for c in found if c.expression == "(3 * 3) - 2"} == {7}
 
 
@@ -104,7 +106,8 @@ def test_word_tokenizer_loads_with_the_ids_it_was_trained_with(tiny_base):
     assert saved.decode(ids) == text  # exact round trip: tokens carry their own spaces
     assert AutoTokenizer.from_pretrained(tiny_base)(text, add_special_tokens=False)["input_ids"] == ids
     # One token per number and per tag.
-    assert len(saved(" 216", add_special_tokens=False)["input_ids"]) == 1
+    assert len(saved("216", add_special_tokens=False)["input_ids"]) == 1
+    assert saved(" 7", add_special_tokens=False)["input_ids"][1:] == saved("(7", add_special_tokens=False)["input_ids"][1:]
     assert len(saved("</think>", add_special_tokens=False)["input_ids"]) == 1
 
 
