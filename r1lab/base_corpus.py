@@ -38,10 +38,10 @@ import itertools
 import random
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from fractions import Fraction
 from typing import Any
 
 from r1lab.tasks import countdown
+from r1lab.tasks.countdown_targets import reachable_targets
 
 # The check written after each candidate's value, as Mini-R1's step-200 samples do ("= 68 (too low)").
 TOO_HIGH, TOO_LOW, WORKS = "(too high)", "(too low)", "(this works)"
@@ -110,26 +110,6 @@ def _apply(x: int, op: str, y: int) -> int:
     return x + y if op == "+" else x - y if op == "-" else x * y
 
 
-def reachable_targets(nums: list[int], low: int, high: int) -> list[int]:
-    """The distinct integers in [low, high] that + - * / over all of ``nums`` reach exactly (each once)."""
-    return list(_reachable(tuple(sorted(nums)), low, high))
-
-
-@functools.lru_cache(maxsize=65536)
-def _reachable(nums: tuple[int, ...], low: int, high: int) -> tuple[int, ...]:
-    def values(pool: list[Fraction]) -> Iterator[Fraction]:
-        if len(pool) == 1:
-            yield pool[0]
-            return
-        for i, j in itertools.combinations(range(len(pool)), 2):
-            rest = [v for k, v in enumerate(pool) if k not in (i, j)]
-            x, y = pool[i], pool[j]
-            for v in (x + y, x * y, x - y, y - x, *((x / y,) if y else ()), *((y / x,) if x else ())):
-                yield from values(rest + [v])
-
-    return tuple(sorted({int(v) for v in values([Fraction(n) for n in nums]) if v.denominator == 1 and low <= v <= high}))
-
-
 def _verdict(value: int, target: int) -> str:
     return WORKS if value == target else TOO_HIGH if value > target else TOO_LOW
 
@@ -146,7 +126,7 @@ def trace_document(spec: CorpusSpec, rng: random.Random) -> str:
     """A prompt with a target, then a short random search that checks each candidate and often gives up."""
     while True:
         nums = _draw_nums(spec, rng)
-        targets = reachable_targets(nums, spec.min_target, spec.max_target)
+        targets = reachable_targets(tuple(sorted(nums)), spec.min_target, spec.max_target)
         if targets:
             break
     target = rng.choice(targets)

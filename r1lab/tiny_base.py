@@ -12,7 +12,7 @@ one CPU thread (one thread is also ~40x faster than two on a busy 2-core machine
 The tokenizer is word-level (HF `tokenizers`' WordLevel model and trainer): one token per integer the
 corpus and prompts can hold (spaces are their own tokens there), one per operator with its spaces, one per word, the think/answer tags and
 ChatML's special tokens; decoding concatenates tokens, so text round-trips exactly. It is saved as a
-`PreTrainedTokenizerFast` and must be loaded as one (`load_tokenizer`): `AutoTokenizer` would rebuild a
+`PreTrainedTokenizerFast` and loaded as saved (r1lab/tokenizer_loading.py): `AutoTokenizer` would rebuild a
 Qwen2 directory's tokenizer with Qwen2's own pre-tokenizer and different ids.
 """
 
@@ -29,12 +29,13 @@ from pathlib import Path
 from typing import Any
 
 from r1lab.base_corpus import CorpusSpec, documents
+from r1lab.tokenizer_loading import load_tokenizer  # noqa: F401  (the loader for these tokenizers)
 from r1lab.tiny_model import CHATML_TEMPLATE, SPECIAL_TOKENS
 
 log = logging.getLogger(__name__)
 
 # Bump when the tokenizer, corpus writer or training recipe changes in a way the config does not show.
-_RECIPE_VERSION = 1
+_RECIPE_VERSION = 2
 TAGS = ["<think>", "</think>", "<answer>", "</answer>"]
 UNKNOWN = "<|unk|>"
 # An operator with its two spaces, a word with its leading space, a number (never with a space: one
@@ -130,27 +131,23 @@ def build_word_tokenizer(spec: CorpusSpec, seed: int):
     )
 
 
-def load_tokenizer(path: str | os.PathLike):
-    """The tokenizer exactly as saved (same class, same ids), left-padded for generation."""
-    from transformers import PreTrainedTokenizerFast
-
-    return PreTrainedTokenizerFast.from_pretrained(str(path), padding_side="left")
-
-
 # --- pretraining -------------------------------------------------------------------------------
 
 
-def _packed_blocks(spec: CorpusSpec, tokenizer, seed: int, blocks: int, block_size: int) -> list[list[int]]:
-    """`blocks` rows of `block_size` token ids: corpus documents, each ending in EOS, concatenated and cut."""
-    stream: list[int] = []
-    need = blocks * block_size
+def _document_rows(spec: CorpusSpec, tokenizer, seed: int, rows: int, max_length: int) -> list[list[int]]:
+    """`rows` corpus documents as token ids, each ending in EOS, one per row (cut at `max_length`).
+
+    Not packed: every document starts at position 0 and attends to nothing else, so the prompt's numbers
+    always sit at the same offsets. Packed blocks (documents concatenated and cut) let attention wander
+    into the previous document's numbers; a ~1M model then never learned to copy the prompt's numbers.
+    """
     docs = documents(spec, seed)
-    while len(stream) < need:
-        batch = [next(docs) for _ in range(256)]
+    out: list[list[int]] = []
+    while len(out) < rows:
+        batch = [next(docs) for _ in range(min(256, rows - len(out)))]
         for ids in tokenizer(batch, add_special_tokens=False)["input_ids"]:
-            stream.extend(ids)
-            stream.append(tokenizer.eos_token_id)
-    return [stream[i * block_size : (i + 1) * block_size] for i in range(blocks)]
+            out.append((ids + [tokenizer.eos_token_id])[:max_length])
+    return out
 
 
 def pretrain_base(arch: Mapping, pretrain: Mapping, out_dir: Path) -> None:
@@ -173,7 +170,7 @@ def pretrain_base(arch: Mapping, pretrain: Mapping, out_dir: Path) -> None:
     set_seed(seed)
     tokenizer = build_word_tokenizer(spec, seed)
     steps, batch, block = int(pretrain["max_steps"]), int(pretrain["batch_size"]), int(pretrain["block_size"])
-    blocks = _packed_blocks(spec, tokenizer, seed + 1, steps * batch, block)
+    rows = _document_rows(spec, tokenizer, seed + 1, steps * batch, block)
     config = Qwen2Config(
         vocab_size=len(tokenizer),
         hidden_size=int(arch["hidden_size"]),
@@ -188,7 +185,7 @@ def pretrain_base(arch: Mapping, pretrain: Mapping, out_dir: Path) -> None:
         pad_token_id=tokenizer.pad_token_id,
     )
     model = Qwen2ForCausalLM(config)
-    log.info("pretraining a %.2fM-parameter base on the %s corpus: %d steps x %d x %d tokens",
+    log.info("pretraining a %.2fM-parameter base on the %s corpus: %d steps x %d documents (<= %d tokens)",
              model.num_parameters() / 1e6, spec.kind, steps, batch, block)
     args = TrainingArguments(
         output_dir=str(out_dir / "trainer"),
@@ -209,7 +206,7 @@ def pretrain_base(arch: Mapping, pretrain: Mapping, out_dir: Path) -> None:
     trainer = Trainer(
         model=model,
         args=args,
-        train_dataset=datasets.Dataset.from_dict({"input_ids": blocks}),
+        train_dataset=datasets.Dataset.from_dict({"input_ids": rows}),
         data_collator=DataCollatorForLanguageModeling(tokenizer, mlm=False),
     )
     result = trainer.train()

@@ -59,7 +59,7 @@ def build_instruct(base: Path, sft: Mapping, out_dir: Path) -> None:
     import torch
     from transformers import AutoModelForCausalLM, DataCollatorForLanguageModeling, Trainer, TrainingArguments
 
-    from r1lab.tiny_base import load_tokenizer
+    from r1lab.tokenizer_loading import load_tokenizer
 
     torch.set_num_threads(1)
     tokenizer = load_tokenizer(base)
