@@ -98,6 +98,7 @@ def test_candidates_are_left_nested_expressions_without_division_in_prompt_or_an
 def test_word_tokenizer_loads_with_the_ids_it_was_trained_with(tiny_base):
     from transformers import AutoTokenizer
 
+    from r1lab.tiny_base import build_word_tokenizer
     from r1lab.tokenizer_loading import load_tokenizer
 
     saved = load_tokenizer(tiny_base)
@@ -105,7 +106,11 @@ def test_word_tokenizer_loads_with_the_ids_it_was_trained_with(tiny_base):
     ids = saved(text, add_special_tokens=False)["input_ids"]
     assert saved.unk_token_id not in ids
     assert saved.decode(ids) == text  # exact round trip: tokens carry their own spaces
-    assert AutoTokenizer.from_pretrained(tiny_base)(text, add_special_tokens=False)["input_ids"] == ids
+    # The ids the model was trained with: the tokenizer as built, before saving.
+    trained = build_word_tokenizer(_spec(), int(compose(*TEST_BASE).model.pretrain.seed))
+    assert trained(text, add_special_tokens=False)["input_ids"] == ids
+    # transformers' AutoTokenizer rebuilds a Qwen2 directory's tokenizer with other ids: not the loader to use.
+    assert AutoTokenizer.from_pretrained(tiny_base)(text, add_special_tokens=False)["input_ids"] != ids
     # One token per number and per tag.
     assert len(saved("216", add_special_tokens=False)["input_ids"]) == 1
     assert saved(" 7", add_special_tokens=False)["input_ids"][1:] == saved("(7", add_special_tokens=False)["input_ids"][1:]
