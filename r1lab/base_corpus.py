@@ -11,7 +11,7 @@ What a corpus holds (every document ends with the tokenizer's end-of-text token)
   task's number range (in any order), o and p from + - *, and x, v their exact values -- the arithmetic a candidate
   equation needs, written step by step.
 - ``enumeration`` documents (both corpora): the Countdown prompt without a target ("create an equation")
-  and a think block listing random distinct candidates with their values, no check, answering one of them.
+  and a think block listing random distinct candidates with their values, no check, answering the last.
   They teach copying the prompt's numbers into candidates.
 Candidates in traces and enumerations take the prompt's numbers in the prompt's order by default
 (``number_order: prompt``): the search is over the two operators, and copying the numbers is a plain copy,
@@ -154,9 +154,8 @@ def enumeration_document(spec: CorpusSpec, rng: random.Random) -> str:
     while count < spec.max_candidates and rng.random() < spec.enumeration_continue_prob:
         count += 1
     shown = pool[:count]
-    return base_prompt(ENUMERATION_QUESTION.format(nums=nums)) + _think(
-        [c.line() for c in shown], rng.choice(shown).expression
-    )
+    # The answer is the last candidate, as in a trace that gives up: one rule for where answers come from.
+    return base_prompt(ENUMERATION_QUESTION.format(nums=nums)) + _think([c.line() for c in shown], shown[-1].expression)
 
 
 def arithmetic_document(spec: CorpusSpec, rng: random.Random) -> str:

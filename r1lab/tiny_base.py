@@ -35,7 +35,7 @@ from r1lab.tiny_model import CHATML_TEMPLATE, SPECIAL_TOKENS
 log = logging.getLogger(__name__)
 
 # Bump when the tokenizer, corpus writer or training recipe changes in a way the config does not show.
-_RECIPE_VERSION = 2
+_RECIPE_VERSION = 3
 TAGS = ["<think>", "</think>", "<answer>", "</answer>"]
 UNKNOWN = "<|unk|>"
 # An operator with its two spaces, a word with its leading space, a number (never with a space: one

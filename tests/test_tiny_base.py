@@ -83,7 +83,7 @@ def test_unprimed_corpus_has_the_arithmetic_and_enumerations_but_no_target_and_n
             enumerations += 1
             lines = _think_lines(document)
             assert all(match.group(10) is None for match in lines)
-            assert last_answer(document).strip() in {m.group(0).split(" =")[0] for m in lines}
+            assert last_answer(document).strip() == lines[-1].group(0).split(" =")[0]
     assert enumerations > 1800  # the primed corpus's traces are enumerations here
 
 
