@@ -30,7 +30,7 @@ from typing import Any
 
 from r1lab.base_corpus import CorpusSpec, documents
 from r1lab.tokenizer_loading import load_tokenizer  # noqa: F401  (the loader for these tokenizers)
-from r1lab.tiny_model import CHATML_TEMPLATE, SPECIAL_TOKENS
+from r1lab.tiny_model import CHATML_TEMPLATE, SPECIAL_TOKENS, qwen2_config
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +157,6 @@ def pretrain_base(arch: Mapping, pretrain: Mapping, out_dir: Path) -> None:
     from transformers import (
         DataCollatorForLanguageModeling,
         GenerationConfig,
-        Qwen2Config,
         Qwen2ForCausalLM,
         Trainer,
         TrainingArguments,
@@ -171,19 +170,7 @@ def pretrain_base(arch: Mapping, pretrain: Mapping, out_dir: Path) -> None:
     tokenizer = build_word_tokenizer(spec, seed)
     steps, batch, block = int(pretrain["max_steps"]), int(pretrain["batch_size"]), int(pretrain["block_size"])
     rows = _document_rows(spec, tokenizer, seed + 1, steps * batch, block)
-    config = Qwen2Config(
-        vocab_size=len(tokenizer),
-        hidden_size=int(arch["hidden_size"]),
-        intermediate_size=int(arch["intermediate_size"]),
-        num_hidden_layers=int(arch["num_hidden_layers"]),
-        num_attention_heads=int(arch["num_attention_heads"]),
-        num_key_value_heads=int(arch["num_key_value_heads"]),
-        max_position_embeddings=int(arch["max_position_embeddings"]),
-        tie_word_embeddings=True,
-        bos_token_id=None,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
+    config = qwen2_config(arch, tokenizer)
     model = Qwen2ForCausalLM(config)
     log.info("pretraining a %.2fM-parameter base on the %s corpus: %d steps x %d documents (<= %d tokens)",
              model.num_parameters() / 1e6, spec.kind, steps, batch, block)

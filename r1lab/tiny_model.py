@@ -123,12 +123,11 @@ def build_tokenizer(vocab_size: int):
     )
 
 
-def _build(arch: Mapping, out_dir: Path) -> None:
-    import torch
-    from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
+def qwen2_config(arch: Mapping, tokenizer):
+    """The Qwen2 config of a tiny architecture `arch` over `tokenizer` (tied embeddings, no BOS)."""
+    from transformers import Qwen2Config
 
-    tokenizer = build_tokenizer(int(arch["vocab_size"]))
-    config = Qwen2Config(
+    return Qwen2Config(
         vocab_size=len(tokenizer),
         hidden_size=int(arch["hidden_size"]),
         intermediate_size=int(arch["intermediate_size"]),
@@ -141,6 +140,14 @@ def _build(arch: Mapping, out_dir: Path) -> None:
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
     )
+
+
+def _build(arch: Mapping, out_dir: Path) -> None:
+    import torch
+    from transformers import GenerationConfig, Qwen2ForCausalLM
+
+    tokenizer = build_tokenizer(int(arch["vocab_size"]))
+    config = qwen2_config(arch, tokenizer)
     torch.manual_seed(0)
     model = Qwen2ForCausalLM(config)
     model.generation_config = GenerationConfig(
