@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         "status",
         help="one row per job of a sweep: state, step, latest reward and held-out accuracy",
         description="One row per job of SWEEP_DIR (local or SLURM): state (queued, running, finished, failed, "
-        "preempted) from the run files and, for SLURM jobs, squeue/sacct; step of total; latest training reward "
+        "preempted, stopped) from the run files and, for SLURM jobs, squeue/sacct; step of total; latest training reward "
         "and held-out accuracy; output dir.",
     )
     status.add_argument("sweep_dir", metavar="SWEEP_DIR", type=Path, help="the sweep's hydra.sweep.dir")

@@ -84,14 +84,12 @@ def test_qlora_on_this_cpu_is_refused_before_any_model_loads(tmp_path):
 
 # Each LoRA run: its overrides and the rise of train/reward (last 5 - first 5 logged steps) it must reach, the bar
 # full fine-tuning meets (tests/test_algorithms_learn.py). REINFORCE++ computes its KL to the reference, which
-# under an adapter is the policy with the adapter disabled. PRIME is not here: on this main (PRIME as its reference
-# computes it) full fine-tuning itself ended at 0.00 reward on task=sanity at seed 0 (-0.06 from its first 5 steps),
-# and LoRA did the same; before that rewrite PRIME with LoRA rose by 0.17 (PRM on its own adapter) and 0.71 (full
-# PRM). Its adapter path is held by the exact-resume test below.
+# under an adapter is the policy with the adapter disabled; PRIME's PRM trains its own adapter (adapter.companions).
 LORA_RUNS = {
     "grpo": (["algo=grpo"], MIN_RISE),
     "ppo": (["algo=ppo"], MIN_RISE),
     "reinforce_pp": (["algo=reinforce_pp"], MIN_RISE),
+    "prime": (["algo=prime"], MIN_RISE),
 }
 
 
@@ -123,6 +121,8 @@ def test_lora_learns_like_full_fine_tuning(lora_runs, name):
     if name == "ppo":
         adapter = json.loads((run_dir / "final" / "critic" / "adapter_config.json").read_text())
         assert adapter["task_type"] == "TOKEN_CLS" and "score" in adapter["modules_to_save"]
+    if name == "prime":
+        assert (run_dir / "final" / "prm" / "adapter_config.json").exists()
 
 
 @pytest.mark.slow
