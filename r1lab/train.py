@@ -92,7 +92,8 @@ def run_job(cfg: DictConfig) -> dict[str, Any]:
             )
             tracking.write_summary(output_dir, summary)
         if wandb_run is not None:
-            tracking.final_wandb_summary(wandb_run, summary)
+            if status == "finished":  # a stopped run has no final metrics, and SLURM's SIGTERM killed W&B's service
+                tracking.final_wandb_summary(wandb_run, summary)
             close_wandb(wandb_run, status, exit_code)
         if _is_main_process():
             from r1lab.terminal import closing_block
