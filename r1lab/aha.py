@@ -3,8 +3,8 @@
 TinyZero's thread describes the behaviour RL should bring out on Countdown: the model "propose[s] a
 solution, self-verif[ies], and iteratively revise[s] it until it works", and Mini-R1's samples show it
 as phrases ("Let me check", "Hmm", "this doesn't work") and later as lists of candidate equations
-(/work/shared/seeds/). These functions measure both on raw completion strings; `R1Trainer` logs the
-batch means every logging step as `train/aha/<name>`:
+(the seed write-ups `mini-r1-blog.md`, `tinyzero-thread.txt`). These functions measure both on raw completion
+strings; `R1Trainer` logs the batch means every logging step as `train/aha/<name>`:
 
 - `reflection_rate`: share of completions whose think block holds a self-verification or revision
   marker (`REFLECTION_MARKERS`, case-insensitive, whole words).

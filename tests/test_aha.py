@@ -1,6 +1,6 @@
 """The aha metrics (r1lab/aha.py) on Mini-R1's own successful samples and on hand-made cases.
 
-The eight samples below are the blog's "Successful Reasoning Samples" (/work/shared/seeds/mini-r1-blog.md),
+The eight samples below are the blog's "Successful Reasoning Samples" (seed write-up `mini-r1-blog.md`),
 verbatim but for the leading ``<think>`` (the prompt's prefill) and trailing spaces: five in words from
 before step 200, three "programmatic" ones from steps 200-450. Expected counts were made by hand.
 """

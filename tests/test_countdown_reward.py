@@ -12,7 +12,7 @@ from r1lab.tasks.countdown import equation_reward, format_reward, is_correct_equ
 
 NUMS = [19, 36, 55, 7]
 
-# Mini-R1's test samples, verbatim from the blog (/work/shared/seeds/mini-r1-blog.md).
+# Mini-R1's test samples, verbatim from the blog (seed write-up `mini-r1-blog.md`).
 CORRECT_SAMPLE_1 = """We need to find an equation using the numbers 19, 36, 55, and 7
 exactly once, with basic arithmetic operations, that equals 65. One possible
 combination is 55 + 36 - 19 + 7... </think>

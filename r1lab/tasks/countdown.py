@@ -1,6 +1,6 @@
 """Countdown: combine 3-4 numbers with + - * / (each used exactly once) to reach a target.
 
-The task of TinyZero and Mini-R1 (/work/shared/seeds/mini-r1-blog.md). Rows are ``{"nums": list[int],
+The task of TinyZero and Mini-R1 (seed write-up `mini-r1-blog.md`). Rows are ``{"nums": list[int],
 "target": int}``. ``source: hub`` reads TinyZero's ``Jiayi-Pan/Countdown-Tasks-3to4``; ``source:
 generated`` builds the same shape offline, every target reachable by construction (drawn by the rule
 ``generator.target``, see r1lab.tasks.countdown_targets) and re-checked with the exact evaluator;
