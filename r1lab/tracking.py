@@ -9,6 +9,7 @@ seed) so that ablations line up side by side in W&B. Every run also writes, what
 from __future__ import annotations
 
 import json
+import logging
 import netrc
 import os
 import subprocess
@@ -19,6 +20,8 @@ from typing import Any
 from urllib.parse import urlparse
 
 from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger(__name__)
 
 METRICS_FILE = "metrics.jsonl"
 SUMMARY_FILE = "summary.json"
@@ -162,6 +165,56 @@ def detach_wandb(trainer) -> None:
     for callback in trainer.callback_handler.callbacks:
         if type(callback).__name__ == "WandbCallback":
             callback._wandb = None
+
+
+def guard_wandb(trainer) -> None:
+    """A failure inside W&B never fails a training step: it is logged once, W&B is detached for the rest of
+    the run (`detach_wandb`) and `metrics.jsonl` goes on.
+
+    The case that needs it: SLURM's SIGTERM reaches W&B's service process while the trainer is inside a
+    `wandb.log` call; the signal handler detaches W&B, but the call already under way raises
+    `ConnectionResetError`, which would crash the step whose checkpoint the stopping job is about to save.
+    HF's `CallbackHandler` stops at the first callback that raises (r1lab's `MetricsJsonlCallback` comes
+    after W&B's), so W&B's callback is guarded on its own; TRL's direct `wandb.log` calls (completion
+    tables) run inside `trainer.log`, which is guarded for errors raised from the wandb package.
+    """
+    import functools
+
+    def detach_after(error: BaseException) -> None:
+        log.warning("W&B failed (%s: %s); W&B logging is off for the rest of this run, metrics.jsonl goes on",
+                    type(error).__name__, error)
+        detach_wandb(trainer)
+
+    for callback in trainer.callback_handler.callbacks:
+        if type(callback).__name__ != "WandbCallback":
+            continue
+        for name in [n for n in type(callback).__dict__ if n.startswith("on_")]:
+            def guarded(*args, _event=getattr(callback, name), **kwargs):
+                try:
+                    return _event(*args, **kwargs)
+                except Exception as error:  # noqa: BLE001 - anything W&B's own callback raises
+                    detach_after(error)
+            setattr(callback, name, functools.wraps(getattr(callback, name))(guarded))
+
+    trainer_log = trainer.log
+
+    @functools.wraps(trainer_log)
+    def log_guarded(*args, **kwargs):
+        try:
+            return trainer_log(*args, **kwargs)
+        except Exception as error:
+            if not _raised_in_wandb(error):
+                raise
+            detach_after(error)
+
+    trainer.log = log_guarded
+
+
+def _raised_in_wandb(error: BaseException) -> bool:
+    """Whether `error` was raised from inside the wandb package (any frame of its traceback)."""
+    import traceback
+
+    return any(f"{os.sep}wandb{os.sep}" in frame.filename for frame in traceback.extract_tb(error.__traceback__))
 
 
 def run_config(cfg: DictConfig, identity: RunIdentity) -> dict[str, Any]:

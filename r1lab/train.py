@@ -227,6 +227,7 @@ def _train_and_evaluate(cfg, algo, args, model_path, tokenizer, train_split, tes
         callbacks=[MetricsJsonlCallback(output_dir / tracking.METRICS_FILE), StopOnSignal()],
     )
     use_run_progress(trainer)
+    tracking.guard_wandb(trainer)
     on_terminate(lambda: tracking.detach_wandb(trainer))
     trainer.held_out = HeldOutSpec(
         task=task_module(cfg.task.name),

@@ -314,3 +314,58 @@ def test_soak_sigkill_at_random_moments_loses_at_most_one_save_interval(tmp_path
     from transformers import AutoModelForCausalLM
 
     assert AutoModelForCausalLM.from_pretrained(directory / "final").num_parameters() > 0
+
+
+class _DeadWandb:
+    """What `wandb` looks like to HF's callback once SLURM's SIGTERM has killed W&B's service."""
+
+    class run:  # noqa: N801 - mirrors `wandb.run`
+        summary: dict = {}
+
+    @staticmethod
+    def log(*args, **kwargs):
+        raise ConnectionResetError("Connection lost")
+
+
+@pytest.mark.parametrize("guarded", [True, False])
+def test_a_dead_wandb_service_does_not_fail_the_step_and_metrics_go_on(tmp_path, guarded):
+    import torch
+    from transformers import Trainer, TrainerCallback, TrainingArguments
+    from transformers.integrations import WandbCallback
+
+    seen = []
+
+    class Metrics(TrainerCallback):  # stands for MetricsJsonlCallback, which HF calls after W&B's callback
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            seen.append(dict(logs))
+
+    args = TrainingArguments(output_dir=str(tmp_path), report_to=["wandb"], use_cpu=True)
+    trainer = Trainer(model=torch.nn.Linear(1, 1), args=args, callbacks=[Metrics()])
+    (wandb_callback,) = [c for c in trainer.callback_handler.callbacks if isinstance(c, WandbCallback)]
+    wandb_callback._wandb, wandb_callback._initialized = _DeadWandb, True
+    if guarded:
+        tracking.guard_wandb(trainer)
+        trainer.log({"loss": 1.0})
+        trainer.log({"loss": 0.5})  # W&B detached after the first failure: no second warning, no error
+        assert [s["loss"] for s in seen] == [1.0, 0.5]
+        assert "wandb" not in trainer.args.report_to and wandb_callback._wandb is None
+    else:  # what the guard prevents: the step fails and the metrics callback never sees it
+        with pytest.raises(ConnectionResetError):
+            trainer.log({"loss": 1.0})
+        assert seen == []
+
+
+def test_an_error_outside_wandb_still_fails_the_step(tmp_path):
+    import torch
+    from transformers import Trainer, TrainingArguments
+
+    trainer = Trainer(model=torch.nn.Linear(1, 1), args=TrainingArguments(output_dir=str(tmp_path), report_to=[],
+                                                                          use_cpu=True))
+
+    def broken_log(logs, start_time=None):
+        raise ConnectionResetError("not W&B's")
+
+    trainer.log = broken_log
+    tracking.guard_wandb(trainer)
+    with pytest.raises(ConnectionResetError, match="not W&B's"):
+        trainer.log({"loss": 1.0})
