@@ -11,24 +11,29 @@ What a corpus holds (every document ends with the tokenizer's end-of-text token)
   task's number range (in any order), o and p from + - *, and x, v their exact values -- the arithmetic a candidate
   equation needs, written step by step.
 - ``enumeration`` documents (both corpora): the Countdown prompt without a target ("create an equation")
-  and a think block listing random distinct candidates with their values, no check, answering the last.
+  and a think block listing distinct candidates with their values, no check, answering the last.
   They teach copying the prompt's numbers into candidates.
 Candidates in traces and enumerations take the prompt's numbers in the prompt's order by default
 (``number_order: prompt``): the search is over the two operators, and copying the numbers is a plain copy,
 which a ~1M model learns in minutes (with every ordering, under 3 % of its candidates used the prompt's
-numbers after 1,000 steps).
+numbers after 1,000 steps). They come in the order ``search_order`` says: ``fixed`` (the laptop default)
+walks ``candidates``' one order from its first, ``(a + b) + c``, ``(a + b) - c``, ... -- a search that never
+repeats and reaches further the longer it goes; ``cyclic`` starts that order at a random candidate;
+``random`` shuffles.
 - ``primed`` only, ``trace`` documents: a Countdown prompt exactly as r1lab renders it for a base model
-  (TinyZero's plain template) with a target drawn uniformly from the number set's reachable values, then a
-  think block of 1 to ``max_candidates`` *random* distinct candidates in the same step-by-step form, each
-  followed by its check against the target: ``(too high)``, ``(too low)`` or ``(this works)``. After a miss
-  the trace continues with probability ``continue_prob``, else it gives up and answers its last (wrong)
-  candidate; a trace stops at the first candidate that happens to equal the target and answers it.
+  (the task's plain template in its wording, ``task.prompt``) with a target drawn uniformly from the number
+  set's reachable values, then a think block of 1 to ``max_candidates`` candidates in the same step-by-step
+  form, each followed by its check against the target: ``(wrong)`` or ``(this works)``. After a miss the
+  trace continues with probability ``continue_prob``, else it gives up and answers its last (wrong)
+  candidate; a trace stops at the first candidate that equals the target and answers it. In ``hit_share``
+  of the traces the target is the value the search's last candidate reaches (so it ends found, after as
+  many misses as the others), so the check and the stop at a hit are not rare events.
 - ``unprimed``: where the primed corpus has a trace, the unprimed one has another enumeration.
 
-What a corpus never holds: a prompt with a target followed by a systematic (solver-found) solution; any
-division; the held-out puzzles by construction (number sets are drawn at random; a trace's candidates are
-random, so the share of traces ending in a right answer is what chance gives -- `trace_success_rate`
-measures it). Tests scan a large sample for both.
+What a corpus never holds: a prompt with a target followed by a solution found by a solver (a trace
+reaches a solution only by walking its order and not giving up first: the share of traces ending in a
+right answer is what that gives, and the test measures it); any division; the held-out puzzles by
+construction (number sets are drawn at random). Tests scan a large sample for both.
 """
 
 from __future__ import annotations
@@ -41,10 +46,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from r1lab.tasks import countdown
+from r1lab.tasks.answer_format import bare_prompt, base_prompt
 from r1lab.tasks.countdown_targets import reachable_targets
 
-# The check written after each candidate's value, as Mini-R1's step-200 samples do ("= 68 (too low)").
-TOO_HIGH, TOO_LOW, WORKS = "(too high)", "(too low)", "(this works)"
+# The check written after each candidate's value: Mini-R1's step-200 samples write "(this works)" at a hit.
+# A miss is one word, not Mini-R1's "(too high)"/"(too low)": ordering two numbers is what a ~1M model
+# gets wrong most (68 % right), and a search in a fixed order has no use for the direction.
+WRONG, WORKS = "(wrong)", "(this works)"
+CHECKS = (WRONG, WORKS)
 OPERATORS = "+-*"
 CORPORA = ("primed", "unprimed")
 
@@ -62,9 +71,12 @@ class CorpusSpec:
     trace_share: float         # share of documents that are search traces (primed only)
     enumeration_share: float   # share of documents that are target-free enumerations (both corpora)
     continue_prob: float       # after a missed candidate, probability that a trace tries another
+    hit_share: float           # share of traces whose target is their last candidate's value (a found solution)
     enumeration_continue_prob: float  # probability that an enumeration lists one more candidate
     max_candidates: int        # candidates per trace or enumeration at most
     number_order: str          # prompt: candidates keep the prompt's number order; any: every ordering
+    search_order: str          # random: shuffled; cyclic: a fixed order from a random start; fixed: from the first
+    prompt: str                # the task's wording the prompts are written in (task.prompt: full | short)
     arithmetic_lines: int      # lines per arithmetic document
 
     @classmethod
@@ -72,6 +84,10 @@ class CorpusSpec:
         spec = cls(**{name: cfg[name] for name in cls.__dataclass_fields__})
         if spec.kind not in CORPORA:
             raise ValueError(f"model.pretrain.corpus must be one of {CORPORA}, got {spec.kind!r}")
+        if spec.search_order not in ("random", "cyclic", "fixed"):
+            raise ValueError(f"model.pretrain.data.search_order must be random, cyclic or fixed, got {spec.search_order!r}")
+        if spec.prompt not in countdown.PROMPTS:
+            raise ValueError(f"model.pretrain.data.prompt must be one of {countdown.PROMPTS}, got {spec.prompt!r}")
         if spec.count != 3:
             raise ValueError(f"the base corpus writes 3-number puzzles, got count={spec.count}")
         return spec
@@ -111,7 +127,7 @@ def _apply(x: int, op: str, y: int) -> int:
 
 
 def _verdict(value: int, target: int) -> str:
-    return WORKS if value == target else TOO_HIGH if value > target else TOO_LOW
+    return WORKS if value == target else WRONG
 
 
 def _think(lines: list[str], answer: str) -> str:
@@ -122,40 +138,65 @@ def _draw_nums(spec: CorpusSpec, rng: random.Random) -> list[int]:
     return [rng.randint(spec.min_number, spec.max_number) for _ in range(spec.count)]
 
 
+def _search_pool(spec: CorpusSpec, nums: list[int], rng: random.Random) -> list[Candidate]:
+    """The candidates of a search in the order it tries them: shuffled, or the fixed order of `candidates`
+    from a random start (cyclic) or from its first (fixed)."""
+    pool = candidates(nums, spec.number_order)
+    if spec.search_order == "random":
+        rng.shuffle(pool)
+    elif spec.search_order == "cyclic":
+        start = rng.randrange(len(pool))
+        pool = pool[start:] + pool[:start]
+    return pool
+
+
 def trace_document(spec: CorpusSpec, rng: random.Random) -> str:
-    """A prompt with a target, then a short random search that checks each candidate and often gives up."""
+    """A prompt with a target, then a short search that checks each candidate and often gives up.
+
+    How long the search goes is drawn first (after each miss it continues with ``continue_prob``); then in a
+    ``hit_share`` of traces the target is the last candidate's value, so the search ends at ``(this works)``,
+    else it is uniform over the set's reachable values. Every check is the truth; a found search never gives
+    up, so misses are followed by another candidate more often than ``continue_prob`` (0.6 of them at 0.45
+    and ``hit_share`` 0.5).
+    """
     while True:
         nums = _draw_nums(spec, rng)
         targets = reachable_targets(tuple(sorted(nums)), spec.min_target, spec.max_target)
         if targets:
             break
-    target = rng.choice(targets)
-    pool = candidates(nums, spec.number_order)
-    rng.shuffle(pool)
+    pool = _search_pool(spec, nums, rng)[: spec.max_candidates]
+    length = 1
+    while length < len(pool) and rng.random() < spec.continue_prob:
+        length += 1
+    last = pool[length - 1].value
+    hit = spec.hit_share > 0 and rng.random() < spec.hit_share and spec.min_target <= last <= spec.max_target
+    target = last if hit else rng.choice(targets)
     lines = []
-    for tried in pool[: spec.max_candidates]:
+    for tried in pool[:length]:
         lines.append(f"{tried.line()} {_verdict(tried.value, target)}")
-        if tried.value == target or rng.random() >= spec.continue_prob:
+        if tried.value == target:
             break
-    return countdown.plain_prompt({"nums": nums, "target": target}) + _think(lines, tried.expression)
+    return countdown.plain_prompt({"nums": nums, "target": target}, spec.prompt) + _think(lines, tried.expression)
 
 
 ENUMERATION_QUESTION = "Using the numbers {nums}, create an equation. Show your work in <think> </think> tags."
+SHORT_ENUMERATION_QUESTION = "Using the numbers {nums}, create an equation."
 
 
 def enumeration_document(spec: CorpusSpec, rng: random.Random) -> str:
-    """A prompt without a target, then random candidates with their values, no check, answering one."""
-    from r1lab.tasks.answer_format import base_prompt
-
+    """A prompt without a target, then candidates with their values, no check, answering the last."""
     nums = _draw_nums(spec, rng)
-    pool = candidates(nums, spec.number_order)
-    rng.shuffle(pool)
+    pool = _search_pool(spec, nums, rng)
     count = 1
     while count < spec.max_candidates and rng.random() < spec.enumeration_continue_prob:
         count += 1
     shown = pool[:count]
     # The answer is the last candidate, as in a trace that gives up: one rule for where answers come from.
-    return base_prompt(ENUMERATION_QUESTION.format(nums=nums)) + _think([c.line() for c in shown], shown[-1].expression)
+    if spec.prompt == "short":
+        prompt = bare_prompt(SHORT_ENUMERATION_QUESTION.format(nums=nums))
+    else:
+        prompt = base_prompt(ENUMERATION_QUESTION.format(nums=nums))
+    return prompt + _think([c.line() for c in shown], shown[-1].expression)
 
 
 def arithmetic_document(spec: CorpusSpec, rng: random.Random) -> str:

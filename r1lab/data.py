@@ -11,15 +11,19 @@ import logging
 log = logging.getLogger(__name__)
 
 
-def render_prompt(task, row: dict, style: str, tokenizer) -> str:
-    """The prompt text for one task row: plain template (base models) or chat template (instruct)."""
+def render_prompt(task, row: dict, style: str, tokenizer, prompt: str = "full") -> str:
+    """The prompt text for one task row: plain template (base models) or chat template (instruct).
+
+    ``prompt`` is the task's wording (``task.prompt``; only countdown has one other than ``full``).
+    """
+    wording = {} if prompt == "full" else {"prompt": prompt}
     if style == "plain":
-        return task.plain_prompt(row)
+        return task.plain_prompt(row, **wording)
     if style == "chat":
         # The assistant turn is prefilled ("Let me solve this step by step.\n<think>"), as in Mini-R1,
         # so the template must continue it rather than close it.
         return tokenizer.apply_chat_template(
-            task.chat_messages(row), tokenize=False, continue_final_message=True
+            task.chat_messages(row, **wording), tokenize=False, continue_final_message=True
         )
     raise ValueError(f"variant.prompt_style must be 'plain' or 'chat', got {style!r}")
 
@@ -39,7 +43,7 @@ def prepare_splits(cfg, tokenizer):
 
     def add_prompts(batch):
         rows = [dict(zip(batch, values)) for values in zip(*batch.values())]
-        prompts = [render_prompt(task, row, style, tokenizer) for row in rows]
+        prompts = [render_prompt(task, row, style, tokenizer, cfg.task.get("prompt", "full")) for row in rows]
         # One tokenizer call per batch: the fast tokenizer encodes a list in parallel.
         lengths = [len(ids) for ids in tokenizer(prompts)["input_ids"]]
         return {"prompt": prompts, "prompt_tokens": lengths}

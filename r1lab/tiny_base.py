@@ -28,20 +28,21 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from r1lab.base_corpus import CorpusSpec, documents
+from r1lab.base_corpus import CHECKS, CorpusSpec, documents
 from r1lab.tokenizer_loading import load_tokenizer  # noqa: F401  (the loader for these tokenizers)
 from r1lab.tiny_model import CHATML_TEMPLATE, SPECIAL_TOKENS, qwen2_config
 
 log = logging.getLogger(__name__)
 
 # Bump when the tokenizer, corpus writer or training recipe changes in a way the config does not show.
-_RECIPE_VERSION = 3
+_RECIPE_VERSION = 4
 TAGS = ["<think>", "</think>", "<answer>", "</answer>"]
 UNKNOWN = "<|unk|>"
-# An operator with its two spaces, a word with its leading space, a number (never with a space: one
-# token per integer wherever it stands, so copying a number from the prompt is copying one token), a
-# newline, another character with its leading space, or a lone space.
-_PIECE = r" [-+*/=] | ?[A-Za-z]+|\d+|\n| ?[^\sA-Za-z\d]| "
+# An operator with its two spaces, a word with its leading space, a number with its sign (never with a
+# space: one token per integer wherever it stands, so copying a number is copying one token), a newline,
+# a bracket alone (so "(" before a number is one token in think lines and answers alike), another
+# character with its leading space, or a lone space.
+_PIECE = r" [-+*/=] | ?[A-Za-z]+|-?\d+|\n|[()]| ?[^\sA-Za-z\d()]| "
 # Integers the tokenizer holds whole: every value the corpus writes fits (3 numbers up to 30: 30*30*30).
 NUMBER_RANGE = range(0, 1000)
 
@@ -103,6 +104,9 @@ def _vocabulary_text(spec: CorpusSpec, seed: int) -> Iterator[str]:
     from r1lab.tiny_instruct import vocabulary_text
 
     yield from vocabulary_text()
+    # Negative values the corpus's candidates reach ((a - b) p c), each one token like the positive ones.
+    lowest = -spec.max_number * spec.max_number
+    yield " ".join(str(n) for n in range(lowest, 0))
     numbers = [str(n) for n in NUMBER_RANGE]
     yield " ".join(numbers) + " -" + " -".join(numbers) + "\n" + "\n".join(numbers) + "[" + "[".join(numbers)
     yield "(" + "(".join(numbers)
@@ -120,7 +124,8 @@ def build_word_tokenizer(spec: CorpusSpec, seed: int):
     trainer = trainers.WordLevelTrainer(special_tokens=[*SPECIAL_TOKENS, UNKNOWN], min_frequency=1,
                                         show_progress=False)
     core.train_from_iterator(_vocabulary_text(spec, seed), trainer)
-    core.add_tokens(TAGS)
+    # A check is one token: its "(" is then never the "(" that opens a candidate, which the answer copies.
+    core.add_tokens(TAGS + list(CHECKS))
     return PreTrainedTokenizerFast(
         tokenizer_object=core,
         eos_token="<|im_end|>",
@@ -189,6 +194,9 @@ def pretrain_base(arch: Mapping, pretrain: Mapping, out_dir: Path) -> None:
         data_seed=seed,
         use_cpu=not torch.cuda.is_available(),
         dataloader_num_workers=0,
+        # Rows are padded to the longest of their batch: batches of similar lengths (an arithmetic
+        # document is ~3x a one-candidate trace) spend the compute on tokens, not padding.
+        train_sampling_strategy="group_by_length",
     )
     trainer = Trainer(
         model=model,

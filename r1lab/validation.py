@@ -86,6 +86,8 @@ def problems(cfg: DictConfig) -> list[str]:
         found.extend(getattr(task_module(cfg.task.name), "config_problems", lambda _: [])(cfg.task))
     except ValueError as error:
         found.append(f"task: {error}")
+    if cfg.task.get("prompt", "full") != "full" and cfg.task.name != "countdown":
+        found.append(f"task.prompt={cfg.task.prompt}: only countdown has a wording other than the seeds' (full)")
     rewards = cfg.task.get("rewards") or {}
     if not rewards:
         found.append("task.rewards is empty: name at least one reward function with its weight")

@@ -8,7 +8,7 @@ import re
 import pytest
 from omegaconf import OmegaConf
 
-from r1lab.base_corpus import TOO_HIGH, TOO_LOW, WORKS, CorpusSpec, candidates, documents
+from r1lab.base_corpus import WORKS, WRONG, CorpusSpec, candidates, documents
 from r1lab.tasks.countdown_targets import reachable_targets
 from r1lab.tasks import countdown
 from r1lab.tasks.answer_format import last_answer
@@ -18,8 +18,8 @@ LINE = re.compile(r"^\((\d+) ([-+*]) (\d+)\) ([-+*]) (\d+) = (-?\d+) ([-+*]) (\d
 PROMPT_TARGET = re.compile(r"Using the numbers \[(\d+), (\d+), (\d+)\], create an equation that equals (\d+)\.")
 
 
-def _spec(kind: str = "primed") -> CorpusSpec:
-    data = OmegaConf.to_container(compose("model=tiny-1m").model.pretrain.data, resolve=True)
+def _spec(kind: str = "primed", prompt: str = "full") -> CorpusSpec:
+    data = OmegaConf.to_container(compose("model=tiny-1m", f"task.prompt={prompt}").model.pretrain.data, resolve=True)
     return CorpusSpec.from_config({**data, "kind": kind})
 
 
@@ -35,9 +35,10 @@ def _think_lines(document: str) -> list[re.Match]:
     return matches
 
 
-def test_primed_corpus_holds_short_checked_random_searches_and_never_a_systematic_solution():
-    spec = _spec("primed")
-    traces = solved = candidates_written = 0
+@pytest.mark.parametrize("prompt", ["full", "short"])
+def test_primed_corpus_holds_short_checked_searches_in_a_fixed_order_and_never_a_solver_solution(prompt):
+    spec = _spec("primed", prompt)
+    traces = solved = candidates_written = misses = went_on = 0
     for document in itertools.islice(documents(spec, seed=3), 6000):
         assert "/ " not in document.split("<think>")[-1]  # no division anywhere in what the model writes
         prompt = PROMPT_TARGET.search(document)
@@ -54,6 +55,8 @@ def test_primed_corpus_holds_short_checked_random_searches_and_never_a_systemati
             continue
         traces += 1
         *nums, target = map(int, prompt.groups())
+        # The prompt is the task's, in the task's wording: what RL will show the base.
+        assert document.startswith(countdown.plain_prompt({"nums": nums, "target": target}, spec.prompt))
         assert target in reachable_targets(tuple(sorted(nums)), spec.min_target, spec.max_target)
         lines = _think_lines(document)
         assert 1 <= len(lines) <= spec.max_candidates
@@ -62,23 +65,31 @@ def test_primed_corpus_holds_short_checked_random_searches_and_never_a_systemati
             a, o, b, p, c, x, p2, c2, v, verdict = match.groups()
             assert [int(a), int(b), int(c)] == nums and p == p2 and c == c2  # number_order: prompt
             assert _apply(int(a), o, int(b)) == int(x) and _apply(int(x), p, int(c)) == int(v)
-            expected = WORKS if int(v) == target else TOO_HIGH if int(v) > target else TOO_LOW
-            assert verdict == expected
+            assert verdict == (WORKS if int(v) == target else WRONG)
             # Only the last candidate may work: the search stops at a hit.
             assert index == len(lines) - 1 or verdict != WORKS
+            if verdict == WRONG:
+                misses += 1
+                went_on += index < len(lines) - 1
+        # search_order: fixed -- every search walks the same order from its first candidate, never repeating.
+        order = [c.expression for c in candidates(nums, "prompt")]
+        assert [m.group(0).split(" =")[0] for m in lines] == order[: len(lines)]
         answer = last_answer(document)
         assert answer.strip() == lines[-1].group(0).split(" =")[0]  # the last candidate, right or wrong
         solved += countdown.is_correct_equation(answer, nums, target)
     assert traces > 1800
-    # Mostly unsuccessful and short: chance hits of ~1.8 random candidates, never a solver's answer.
-    assert solved / traces < 0.2
+    # Short, and found only where the target was set to the search's last value (hit_share) or by chance:
+    # never a solver's answer.
+    assert spec.hit_share <= solved / traces < spec.hit_share + 0.2
     assert 1.3 < candidates_written / traces < 2.5
+    # After a miss the search goes on about as often as it stops: the decision RL has to tip (laptop.yaml).
+    assert 0.5 < went_on / misses < 0.7
 
 
 def test_unprimed_corpus_has_the_arithmetic_and_enumerations_but_no_target_and_no_check():
     enumerations = 0
     for document in itertools.islice(documents(_spec("unprimed"), seed=3), 3000):
-        assert "equals" not in document and "(too" not in document and "(this works)" not in document
+        assert "equals" not in document and WRONG not in document and WORKS not in document
         if "<think>" in document:
             enumerations += 1
             lines = _think_lines(document)
@@ -115,6 +126,10 @@ def test_word_tokenizer_loads_with_the_ids_it_was_trained_with(tiny_base):
     assert len(saved("216", add_special_tokens=False)["input_ids"]) == 1
     assert saved(" 7", add_special_tokens=False)["input_ids"][1:] == saved("(7", add_special_tokens=False)["input_ids"][1:]
     assert len(saved("</think>", add_special_tokens=False)["input_ids"]) == 1
+    # A candidate's "(" is one token, the same in a think line and in the answer that copies it, and a
+    # check is one token whose bracket is not that one.
+    line, answer = saved("\n(7 + 2", add_special_tokens=False)["input_ids"], saved("<answer> (7 + 2", add_special_tokens=False)["input_ids"]
+    assert line[1:] == answer[2:] and len(saved(WRONG, add_special_tokens=False)["input_ids"]) == 1
 
 
 def test_base_is_built_once_and_cached_by_its_config(tiny_base, tmp_path_factory):
@@ -154,3 +169,15 @@ def test_instruct_variant_learns_the_chat_format_on_other_tasks_only(tiny_base):
                                           "variant.sft.batch_size=4", "variant.sft.examples=40"))
     assert instruct != tiny_base and "instruct" in instruct.name
     assert load_tokenizer(instruct).get_vocab() == load_tokenizer(tiny_base).get_vocab()
+
+
+def test_hit_share_ends_that_share_of_searches_found_with_true_checks():
+    spec = CorpusSpec.from_config({**_spec().__dict__, "hit_share": 1.0})
+    found = 0
+    for document in itertools.islice((d for d in documents(spec, seed=4) if "equals" in d), 300):
+        *nums, target = map(int, PROMPT_TARGET.search(document).groups())
+        last = _think_lines(document)[-1]
+        assert (last.group(10) == WORKS) == (int(last.group(9)) == target)  # checks are the truth
+        found += countdown.is_correct_equation(last_answer(document), nums, target)
+    # Every search whose last value is a possible target (in 1..100) ends found.
+    assert found / 300 > 0.8

@@ -38,3 +38,17 @@ def test_tiny_tokenizer_round_trips_and_renders_both_prompt_styles(tmp_path):
     assert chat.startswith("<|im_start|>system\n")
     assert chat.endswith("<|im_start|>assistant\nLet me solve this step by step.\n<think>")
     assert len(tokenizer(plain)["input_ids"]) <= compose().train.max_prompt_length
+
+
+def test_short_wording_keeps_only_the_question_and_other_tasks_refuse_it(tmp_path):
+    from r1lab.validation import problems
+
+    tokenizer = None  # the plain template needs none
+    short = render_prompt(countdown, ROW, "plain", tokenizer, "short")
+    assert short == ("User: Using the numbers [19, 36, 55, 7], create an equation that equals 65.\n"
+                     "Assistant: Let me solve this step by step.\n<think>")
+    assert short.split("\n")[0] in render_prompt(countdown, ROW, "plain", tokenizer)  # the seeds' first sentence
+    assert [m["content"] for m in countdown.chat_messages(ROW, "short")][1] == short.split("\n")[0][len("User: "):]
+    assert not problems(compose("task.prompt=short"))
+    assert any("task.prompt=short: only countdown" in p for p in problems(compose("task=sanity", "+task.prompt=short")))
+    assert any("task.prompt" in p for p in problems(compose("task.prompt=brief")))

@@ -33,6 +33,11 @@ def base_prompt(question: str) -> str:
     return f"{BASE_PREAMBLE}\nUser: {question}\nAssistant: {PREFILL}"
 
 
+def bare_prompt(question: str) -> str:
+    """The base template without its preamble: the user's question, then the prefilled assistant turn."""
+    return f"User: {question}\nAssistant: {PREFILL}"
+
+
 def chat_messages(question: str) -> list[dict[str, str]]:
     """Chat prompt for an instruct model: system, user, and an assistant prefill to continue from."""
     return [

@@ -37,8 +37,19 @@ def _numbers(row: Mapping[str, Any]) -> list[int]:
     return [int(n) for n in row["nums"]]
 
 
-def plain_prompt(row: Mapping[str, Any]) -> str:
-    """TinyZero's base-model prompt, verbatim."""
+# task.prompt: the seeds' wording, verbatim, or its first sentence alone (r1lab's own tiny bases: the
+# seeds' instructions are ~100 tokens, and their example "(1 + 2) / 3" is what a ~1M model copies from).
+PROMPTS = ("full", "short")
+
+
+def _short_question(row: Mapping[str, Any]) -> str:
+    return f"Using the numbers {_numbers(row)}, create an equation that equals {int(row['target'])}."
+
+
+def plain_prompt(row: Mapping[str, Any], prompt: str = "full") -> str:
+    """TinyZero's base-model prompt, verbatim (``prompt="short"``: the question's first sentence, no preamble)."""
+    if prompt == "short":
+        return answer_format.bare_prompt(_short_question(row))
     question = (
         f"Using the numbers {_numbers(row)}, create an equation that equals {int(row['target'])}. "
         "You can use basic arithmetic operations (+, -, *, /) and each number can only be used once. "
@@ -48,8 +59,10 @@ def plain_prompt(row: Mapping[str, Any]) -> str:
     return answer_format.base_prompt(question)
 
 
-def chat_messages(row: Mapping[str, Any]) -> list[dict[str, str]]:
-    """Mini-R1's system / user / assistant-prefill messages, verbatim."""
+def chat_messages(row: Mapping[str, Any], prompt: str = "full") -> list[dict[str, str]]:
+    """Mini-R1's system / user / assistant-prefill messages, verbatim (``prompt="short"``: the first sentence)."""
+    if prompt == "short":
+        return answer_format.chat_messages(_short_question(row))
     question = (
         f"Using the numbers {_numbers(row)}, create an equation that equals {int(row['target'])}. "
         "You can use basic arithmetic operations (+, -, *, /) and each number can only be used once. "
