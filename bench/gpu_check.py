@@ -39,19 +39,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("WANDB_MODE", "disabled")
 
 from gpu_step import clock_steps, flops_params, machine, matmul_peak, sync, synthetic_tokenizer  # noqa: E402
+from r1lab.config_tree import compose  # noqa: E402
 
 GIB = 2**30
 SMOKE_SHAPE = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
                "num_key_value_heads": 2, "vocab_size": 2048, "tie_word_embeddings": True}
 FULL_DIST = ("zero2", "zero3")  # full fine-tuning's ZeRO stage, by size (first, second)
-
-
-def compose(overrides: list[str]):
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        return hydra_compose(config_name="config", overrides=overrides)
 
 
 def build_model(architecture: dict, out_dir: Path, dtype: str) -> None:

@@ -43,7 +43,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(Path(__file__).resolve().parent)]
 
 from machine_info import machine  # noqa: E402  (bench/ and the repo, put on the path above)
-from r1lab.tracking import read_metrics  # noqa: E402
+from r1lab.config_tree import compose  # noqa: E402
+from r1lab.tracking import read_metrics, step0_eval  # noqa: E402
 
 EXPERIMENT = "laptop_aha"
 # Mini-R1's choices (its blog and grpo-qwen-2.5-3b-deepseek-r1-countdown.yaml) and TinyZero's lr, which Mini-R1 halved.
@@ -57,15 +58,6 @@ SMOKE_OVERRIDES = ("model=tiny-0.3m", "model.tiny.hidden_size=32", "model.tiny.i
                    "model.tiny.num_hidden_layers=2", "model.pretrain.max_steps=30", "model.pretrain.batch_size=4",
                    "model.pretrain.block_size=128", "train.max_completion_length=32")
 SMOKE_STEPS, SMOKE_EVAL_EVERY, SMOKE_PUZZLES = 2, 1, 4
-
-
-def compose(overrides: list[str]):
-    """The config `python launch.py <overrides>` would run (Hydra's compose, as r1lab/tiny_base.py's main does)."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        return hydra_compose(config_name="config", overrides=overrides)
 
 
 def mini_r1_overrides(cfg) -> list[str]:
@@ -101,7 +93,7 @@ def time_to_threshold(records: list[dict], threshold: float) -> dict:
     evals = sorted((r for r in records if "eval/accuracy" in r), key=lambda r: r["train/global_step"])
     reached = next((r["train/global_step"] for r in evals if r["eval/accuracy"] >= threshold), None)
     return {
-        "step0_accuracy": next((r["eval/accuracy"] for r in evals if r["train/global_step"] == 0), None),
+        "step0_accuracy": (step0_eval(records) or {}).get("eval/accuracy"),
         "final_accuracy": evals[-1]["eval/accuracy"] if evals else None,
         "final_step": max((r["train/global_step"] for r in records), default=0),
         "threshold_step": reached,

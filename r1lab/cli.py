@@ -33,16 +33,13 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _puzzles(args: argparse.Namespace) -> int:
-    from hydra import compose, initialize_config_dir
-
+    from r1lab.config_tree import compose
     from r1lab.tasks import countdown
 
     generator_keys = ("min_count", "max_count", "min_number", "max_number", "min_target", "max_target", "target")
     # A bare generator field (max_number=15) is short for task.generator.max_number=15.
     overrides = [f"task.generator.{o}" if o.split("=", 1)[0] in generator_keys else o for o in args.overrides]
-    conf = Path(__file__).resolve().parent.parent / "conf"
-    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=overrides)
+    cfg = compose(overrides)
     if cfg.task.name != "countdown":
         print(f"r1lab puzzles: writes countdown puzzles; the config's task is {cfg.task.name!r}", file=sys.stderr)
         return 2

@@ -232,12 +232,10 @@ def main(argv: list[str] | None = None) -> int:
     """`python -m r1lab.tiny_base [hydra overrides]`: build (or find) the base of that config and print its path."""
     import sys
 
-    from hydra import compose, initialize_config_dir
+    from r1lab.config_tree import compose
 
     logging.basicConfig(level=logging.INFO)
-    conf = Path(__file__).resolve().parent.parent / "conf"
-    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=list(sys.argv[1:] if argv is None else argv))
+    cfg = compose(sys.argv[1:] if argv is None else argv)
     if cfg.model.get("pretrain") is None:
         print(f"model={cfg.model.size} is not pretrained by r1lab (no model.pretrain)", file=sys.stderr)
         return 2

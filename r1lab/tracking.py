@@ -162,9 +162,13 @@ def detach_wandb(trainer) -> None:
     """
     if "wandb" in trainer.args.report_to:
         trainer.args.report_to.remove("wandb")
-    for callback in trainer.callback_handler.callbacks:
-        if type(callback).__name__ == "WandbCallback":
-            callback._wandb = None
+    for callback in _wandb_callbacks(trainer):
+        callback._wandb = None
+
+
+def _wandb_callbacks(trainer) -> list:
+    """HF's WandbCallback instances of `trainer` (matched by name: importing it would import wandb)."""
+    return [c for c in trainer.callback_handler.callbacks if type(c).__name__ == "WandbCallback"]
 
 
 def guard_wandb(trainer) -> None:
@@ -180,34 +184,24 @@ def guard_wandb(trainer) -> None:
     """
     import functools
 
-    def detach_after(error: BaseException) -> None:
-        log.warning("W&B failed (%s: %s); W&B logging is off for the rest of this run, metrics.jsonl goes on",
-                    type(error).__name__, error)
-        detach_wandb(trainer)
+    def guarded(call, swallow):
+        @functools.wraps(call)
+        def run(*args, **kwargs):
+            try:
+                return call(*args, **kwargs)
+            except Exception as error:
+                if not swallow(error):
+                    raise
+                log.warning("W&B failed (%s: %s); W&B logging is off for the rest of this run, metrics.jsonl "
+                            "goes on", type(error).__name__, error)
+                detach_wandb(trainer)
+        return run
 
-    for callback in trainer.callback_handler.callbacks:
-        if type(callback).__name__ != "WandbCallback":
-            continue
+    for callback in _wandb_callbacks(trainer):
         for name in [n for n in type(callback).__dict__ if n.startswith("on_")]:
-            def guarded(*args, _event=getattr(callback, name), **kwargs):
-                try:
-                    return _event(*args, **kwargs)
-                except Exception as error:  # noqa: BLE001 - anything W&B's own callback raises
-                    detach_after(error)
-            setattr(callback, name, functools.wraps(getattr(callback, name))(guarded))
-
-    trainer_log = trainer.log
-
-    @functools.wraps(trainer_log)
-    def log_guarded(*args, **kwargs):
-        try:
-            return trainer_log(*args, **kwargs)
-        except Exception as error:
-            if not _raised_in_wandb(error):
-                raise
-            detach_after(error)
-
-    trainer.log = log_guarded
+            # Anything W&B's own callback raises is W&B's.
+            setattr(callback, name, guarded(getattr(callback, name), swallow=lambda error: True))
+    trainer.log = guarded(trainer.log, swallow=_raised_in_wandb)
 
 
 def _raised_in_wandb(error: BaseException) -> bool:

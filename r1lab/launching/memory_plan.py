@@ -32,9 +32,10 @@ import copy
 import importlib.util
 import textwrap
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
+
+from r1lab.config_tree import CONF_DIR as CONF
 
 GIB = 2**30
 # CUDA context, cuBLAS workspaces and NCCL's buffers: a fixed allowance per GPU.
@@ -51,7 +52,6 @@ NF4_BYTES = (4 + 0.127) / 8
 LEAVES_OUT = ("modules trained in full beside an adapter (adapter.modules_to_save), allocator fragmentation and PyTorch's cached blocks, DDP gradient buckets, temporary tensors of the "
               "loss and of the fused LM head's tiles, padding beyond max prompt + completion length, vLLM's own "
               "overshoot past its share, other processes on the GPU")
-CONF = Path(__file__).resolve().parents[2] / "conf"
 
 
 @dataclass(frozen=True)
