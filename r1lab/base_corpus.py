@@ -23,12 +23,20 @@ repeats and reaches further the longer it goes; ``cyclic`` starts that order at 
 - ``primed`` only, ``trace`` documents: a Countdown prompt exactly as r1lab renders it for a base model
   (the task's plain template in its wording, ``task.prompt``) with a target drawn uniformly from the number
   set's reachable values, then a think block of 1 to ``max_candidates`` candidates in the same step-by-step
-  form, each followed by its check against the target: ``(wrong)`` or ``(this works)``. After a miss the
+  form, each followed by the target and its check against it: ``= 54 vs 34 (wrong)`` or
+  ``= 34 vs 34 (this works)``. After a miss the
   trace continues with probability ``continue_prob``, else it gives up and answers its last (wrong)
   candidate; a trace stops at the first candidate that equals the target and answers it. In ``hit_share``
   of the traces the target is the value the search's last candidate reaches (so it ends found, after as
   many misses as the others), so the check and the stop at a hit are not rare events.
-- ``unprimed``: where the primed corpus has a trace, the unprimed one has another enumeration.
+- ``primed`` only, ``check`` documents (``check_share``): lines ``v vs T (wrong)`` or ``T vs T (this works)``,
+  a trace's check alone, half of them equal, the misses often one or two away. Without them a ~1M base
+  gave ``(this works)`` a probability of 0.19 at the hits of its traces and 0.08 at the misses: equality
+  of two numbers is the one skill it did not pick up from traces alone (with 30 % of the documents drills:
+  0.34 / 0.06; drills alone for 1,500 steps: 0.99 / 0.01 in the drills' form, hence ``check_first_steps``
+  in r1lab/tiny_base.py).
+- ``unprimed``: where the primed corpus has a trace, the unprimed one has another enumeration, and
+  arithmetic where it has check drills.
 
 What a corpus never holds: a prompt with a target followed by a solution found by a solver (a trace
 reaches a solution only by walking its order and not giving up first: the share of traces ending in a
@@ -53,6 +61,9 @@ from r1lab.tasks.countdown_targets import reachable_targets
 # A miss is one word, not Mini-R1's "(too high)"/"(too low)": ordering two numbers is what a ~1M model
 # gets wrong most (68 % right), and a search in a fixed order has no use for the direction.
 WRONG, WORKS = "(wrong)", "(this works)"
+# Each check first copies the target beside the value (`= 54 vs 34 (wrong)`): the verdict then compares two
+# nearby tokens, the same comparison the check drills teach, not a value with a number back in the prompt.
+VERSUS = "vs"
 CHECKS = (WRONG, WORKS)
 OPERATORS = "+-*"
 CORPORA = ("primed", "unprimed")
@@ -70,6 +81,7 @@ class CorpusSpec:
     max_target: int
     trace_share: float         # share of documents that are search traces (primed only)
     enumeration_share: float   # share of documents that are target-free enumerations (both corpora)
+    check_share: float         # share of documents that are check drills (primed only)
     continue_prob: float       # after a missed candidate, probability that a trace tries another
     hit_share: float           # share of traces whose target is their last candidate's value (a found solution)
     enumeration_continue_prob: float  # probability that an enumeration lists one more candidate
@@ -173,7 +185,7 @@ def trace_document(spec: CorpusSpec, rng: random.Random) -> str:
     target = last if hit else rng.choice(targets)
     lines = []
     for tried in pool[:length]:
-        lines.append(f"{tried.line()} {_verdict(tried.value, target)}")
+        lines.append(f"{tried.line()} {VERSUS} {target} {_verdict(tried.value, target)}")
         if tried.value == target:
             break
     return countdown.plain_prompt({"nums": nums, "target": target}, spec.prompt) + _think(lines, tried.expression)
@@ -199,6 +211,25 @@ def enumeration_document(spec: CorpusSpec, rng: random.Random) -> str:
     return prompt + _think([c.line() for c in shown], shown[-1].expression)
 
 
+def check_document(spec: CorpusSpec, rng: random.Random) -> str:
+    """Lines ``v vs T (wrong)`` / ``T vs T (this works)``: a trace's check alone, half of them hits, the misses
+    often one or two away, so the verdict is learnt as equality, not as closeness."""
+    lines = []
+    for _ in range(spec.arithmetic_lines):
+        draw = rng.random()
+        if draw < 0.5:
+            value = target = rng.randint(spec.min_target, spec.max_target)
+        else:
+            target = rng.randint(spec.min_target, spec.max_target)
+            if draw < 0.75:
+                value = target + rng.choice((-2, -1, 1, 2))
+            else:
+                value = rng.choice(candidates(_draw_nums(spec, rng), "any")).value
+                value = value if value != target else value + 1
+        lines.append(f"{value} {VERSUS} {target} {_verdict(value, target)}")
+    return "\n".join(lines)
+
+
 def arithmetic_document(spec: CorpusSpec, rng: random.Random) -> str:
     """Lines of step-by-step arithmetic over random number triples, no prompt, no target."""
     lines = []
@@ -219,5 +250,8 @@ def documents(spec: CorpusSpec, seed: int) -> Iterator[str]:
             yield traces(spec, rng)
         elif draw < spec.trace_share + spec.enumeration_share:
             yield enumeration_document(spec, rng)
+        elif draw < spec.trace_share + spec.enumeration_share + spec.check_share:
+            # The unprimed corpus has no checks: arithmetic stands where the primed one drills them.
+            yield check_document(spec, rng) if spec.kind == "primed" else arithmetic_document(spec, rng)
         else:
             yield arithmetic_document(spec, rng)

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import itertools
+import json
 import re
 
 import pytest
 from omegaconf import OmegaConf
 
-from r1lab.base_corpus import WORKS, WRONG, CorpusSpec, candidates, documents
+from r1lab.base_corpus import VERSUS, WORKS, WRONG, CorpusSpec, candidates, documents
 from r1lab.tasks.countdown_targets import reachable_targets
 from r1lab.tasks import countdown
 from r1lab.tasks.answer_format import last_answer
 from tests.conftest import compose
 
-LINE = re.compile(r"^\((\d+) ([-+*]) (\d+)\) ([-+*]) (\d+) = (-?\d+) ([-+*]) (\d+) = (-?\d+)(?: (\(.*\)))?$")
+LINE = re.compile(r"^\((\d+) ([-+*]) (\d+)\) ([-+*]) (\d+) = (-?\d+) ([-+*]) (\d+) = (-?\d+)(?: vs (\d+) (\(.*\)))?$")
+CHECK_LINE = re.compile(r"^(-?\d+) vs (\d+) (\(wrong\)|\(this works\))$")
 PROMPT_TARGET = re.compile(r"Using the numbers \[(\d+), (\d+), (\d+)\], create an equation that equals (\d+)\.")
 
 
@@ -38,12 +40,20 @@ def _think_lines(document: str) -> list[re.Match]:
 @pytest.mark.parametrize("prompt", ["full", "short"])
 def test_primed_corpus_holds_short_checked_searches_in_a_fixed_order_and_never_a_solver_solution(prompt):
     spec = _spec("primed", prompt)
-    traces = solved = candidates_written = misses = went_on = 0
+    traces = solved = candidates_written = misses = went_on = drills = drill_hits = 0
     for document in itertools.islice(documents(spec, seed=3), 6000):
         assert "/ " not in document.split("<think>")[-1]  # no division anywhere in what the model writes
         prompt = PROMPT_TARGET.search(document)
         if prompt is None and "<think>" in document:  # an enumeration: no target, no check
             assert "equals" not in document and all(m.group(10) is None for m in _think_lines(document))
+            continue
+        if prompt is None and f" {VERSUS} " in document:  # a check drill: lines "v vs T (verdict)", no prompt
+            assert "<think>" not in document and "<answer>" not in document
+            for line in document.split("\n"):
+                value, target, verdict = CHECK_LINE.match(line).groups()
+                assert verdict == (WORKS if value == target else WRONG)
+                drills += 1
+                drill_hits += verdict == WORKS
             continue
         if prompt is None:  # an arithmetic document: lines only, no prompt, no target, no check
             assert "<think>" not in document and "<answer>" not in document
@@ -62,7 +72,8 @@ def test_primed_corpus_holds_short_checked_searches_in_a_fixed_order_and_never_a
         assert 1 <= len(lines) <= spec.max_candidates
         candidates_written += len(lines)
         for index, match in enumerate(lines):
-            a, o, b, p, c, x, p2, c2, v, verdict = match.groups()
+            a, o, b, p, c, x, p2, c2, v, versus, verdict = match.groups()
+            assert int(versus) == target  # each check sets the value beside the target
             assert [int(a), int(b), int(c)] == nums and p == p2 and c == c2  # number_order: prompt
             assert _apply(int(a), o, int(b)) == int(x) and _apply(int(x), p, int(c)) == int(v)
             assert verdict == (WORKS if int(v) == target else WRONG)
@@ -84,18 +95,24 @@ def test_primed_corpus_holds_short_checked_searches_in_a_fixed_order_and_never_a
     assert 1.3 < candidates_written / traces < 2.5
     # After a miss the search goes on about as often as it stops: the decision RL has to tip (laptop.yaml).
     assert 0.5 < went_on / misses < 0.7
+    # Check drills: about check_share of the documents, half their lines hits.
+    assert drills / spec.arithmetic_lines == pytest.approx(6000 * spec.check_share, rel=0.15)
+    assert 0.4 < drill_hits / drills < 0.6
 
 
 def test_unprimed_corpus_has_the_arithmetic_and_enumerations_but_no_target_and_no_check():
+    spec = _spec("unprimed")
     enumerations = 0
-    for document in itertools.islice(documents(_spec("unprimed"), seed=3), 3000):
+    for document in itertools.islice(documents(spec, seed=3), 3000):
         assert "equals" not in document and WRONG not in document and WORKS not in document
+        assert f" {VERSUS} " not in document
         if "<think>" in document:
             enumerations += 1
             lines = _think_lines(document)
             assert all(match.group(10) is None for match in lines)
             assert last_answer(document).strip() == lines[-1].group(0).split(" =")[0]
-    assert enumerations > 1800  # the primed corpus's traces are enumerations here
+    # The primed corpus's traces are enumerations here (and its check drills arithmetic).
+    assert enumerations == pytest.approx(3000 * (spec.trace_share + spec.enumeration_share), rel=0.1)
 
 
 def test_candidates_are_left_nested_expressions_without_division_in_prompt_or_any_order():
@@ -127,9 +144,11 @@ def test_word_tokenizer_loads_with_the_ids_it_was_trained_with(tiny_base):
     assert saved(" 7", add_special_tokens=False)["input_ids"][1:] == saved("(7", add_special_tokens=False)["input_ids"][1:]
     assert len(saved("</think>", add_special_tokens=False)["input_ids"]) == 1
     # A candidate's "(" is one token, the same in a think line and in the answer that copies it, and a
-    # check is one token whose bracket is not that one.
+    # check is one token with its space, whose bracket is not that one: it comes right after the target.
     line, answer = saved("\n(7 + 2", add_special_tokens=False)["input_ids"], saved("<answer> (7 + 2", add_special_tokens=False)["input_ids"]
-    assert line[1:] == answer[2:] and len(saved(WRONG, add_special_tokens=False)["input_ids"]) == 1
+    assert line[1:] == answer[2:]
+    for check in (WRONG, WORKS):
+        assert saved(f"34 {check}", add_special_tokens=False)["input_ids"] == [saved.convert_tokens_to_ids("34"), saved.convert_tokens_to_ids(f" {check}")]
 
 
 def test_base_is_built_once_and_cached_by_its_config(tiny_base, tmp_path_factory):
@@ -142,12 +161,15 @@ def test_base_is_built_once_and_cached_by_its_config(tiny_base, tmp_path_factory
     assert base_model_path(arch, {**pretrain, "corpus": "unprimed"}, cfg.cache_dir) != tiny_base
     assert base_model_path(arch, {**pretrain, "max_steps": 11}, cfg.cache_dir) != tiny_base
     assert not [p for p in tiny_base.parent.iterdir() if "building" in p.name]
+    # The check drills ran first, as a stage of their own, then the corpus.
+    built = json.loads((tiny_base / "pretraining.json").read_text())
+    assert built["check_drills_log_history"][-1]["step"] == 6 and built["log_history"][-1]["step"] == 30
 
 
 # A base that builds in seconds: the laptop corpus, a 0.1M model, 30 steps (tests/conftest.py's cache).
 TEST_BASE = ("model=tiny-0.3m", "model.tiny.hidden_size=32", "model.tiny.intermediate_size=64",
              "model.tiny.num_hidden_layers=2", "model.pretrain.max_steps=30", "model.pretrain.batch_size=4",
-             "model.pretrain.block_size=128")
+             "model.pretrain.block_size=128", "model.pretrain.check_first_steps=6")
 
 
 @pytest.fixture(scope="module")
@@ -177,7 +199,7 @@ def test_hit_share_ends_that_share_of_searches_found_with_true_checks():
     for document in itertools.islice((d for d in documents(spec, seed=4) if "equals" in d), 300):
         *nums, target = map(int, PROMPT_TARGET.search(document).groups())
         last = _think_lines(document)[-1]
-        assert (last.group(10) == WORKS) == (int(last.group(9)) == target)  # checks are the truth
+        assert (last.group(11) == WORKS) == (int(last.group(9)) == target)  # checks are the truth
         found += countdown.is_correct_equation(last_answer(document), nums, target)
     # Every search whose last value is a possible target (in 1..100) ends found.
     assert found / 300 > 0.8
