@@ -30,7 +30,7 @@ ANSWER_OPEN, ANSWER_CLOSE = "<answer>", "</answer>"
 
 def base_prompt(question: str) -> str:
     """Plain-text prompt for a base model: preamble, the user's question, then the prefilled assistant turn."""
-    return f"{BASE_PREAMBLE}\nUser: {question}\nAssistant: {PREFILL}"
+    return f"{BASE_PREAMBLE}\n{bare_prompt(question)}"
 
 
 def bare_prompt(question: str) -> str:

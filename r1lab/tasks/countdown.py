@@ -43,6 +43,7 @@ PROMPTS = ("full", "short")
 
 
 def _short_question(row: Mapping[str, Any]) -> str:
+    """The question's first sentence: the short wording, and the start of the seeds' full one."""
     return f"Using the numbers {_numbers(row)}, create an equation that equals {int(row['target'])}."
 
 
@@ -50,9 +51,8 @@ def plain_prompt(row: Mapping[str, Any], prompt: str = "full") -> str:
     """TinyZero's base-model prompt, verbatim (``prompt="short"``: the question's first sentence, no preamble)."""
     if prompt == "short":
         return answer_format.bare_prompt(_short_question(row))
-    question = (
-        f"Using the numbers {_numbers(row)}, create an equation that equals {int(row['target'])}. "
-        "You can use basic arithmetic operations (+, -, *, /) and each number can only be used once. "
+    question = _short_question(row) + (
+        " You can use basic arithmetic operations (+, -, *, /) and each number can only be used once. "
         "Show your work in <think> </think> tags. And return the final answer in <answer> </answer> tags, "
         "for example <answer> (1 + 2) / 3 </answer>."
     )
@@ -63,9 +63,8 @@ def chat_messages(row: Mapping[str, Any], prompt: str = "full") -> list[dict[str
     """Mini-R1's system / user / assistant-prefill messages, verbatim (``prompt="short"``: the first sentence)."""
     if prompt == "short":
         return answer_format.chat_messages(_short_question(row))
-    question = (
-        f"Using the numbers {_numbers(row)}, create an equation that equals {int(row['target'])}. "
-        "You can use basic arithmetic operations (+, -, *, /) and each number can only be used once. "
+    question = _short_question(row) + (
+        " You can use basic arithmetic operations (+, -, *, /) and each number can only be used once. "
         "Show your work in <think> </think> tags. And return the final equation and answer in "
         "<answer> </answer> tags, for example <answer> (1 + 2) / 3 = 1 </answer>."
     )
