@@ -56,7 +56,8 @@ HELD_OUT_PUZZLES, HELD_OUT_SEED = 100, 2002
 # --smoke: tests/test_tiny_base.py's TEST_BASE (a base that builds in seconds), short completions, 2 steps.
 SMOKE_OVERRIDES = ("model=tiny-0.3m", "model.tiny.hidden_size=32", "model.tiny.intermediate_size=64",
                    "model.tiny.num_hidden_layers=2", "model.pretrain.max_steps=30", "model.pretrain.batch_size=4",
-                   "model.pretrain.block_size=128", "train.max_completion_length=32")
+                   "model.pretrain.block_size=128", "model.pretrain.check_first_steps=6",
+                   "train.max_completion_length=32")
 SMOKE_STEPS, SMOKE_EVAL_EVERY, SMOKE_PUZZLES = 2, 1, 4
 
 

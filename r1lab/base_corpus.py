@@ -23,18 +23,18 @@ repeats and reaches further the longer it goes; ``cyclic`` starts that order at 
 - ``primed`` only, ``trace`` documents: a Countdown prompt exactly as r1lab renders it for a base model
   (the task's plain template in its wording, ``task.prompt``) with a target drawn uniformly from the number
   set's reachable values, then a think block of 1 to ``max_candidates`` candidates in the same step-by-step
-  form, each followed by the target and its check against it: ``= 54 vs 34 (wrong)`` or
+  form, each followed by a copy of the target and its check against it: ``= 54 vs 34 (wrong)`` or
   ``= 34 vs 34 (this works)``. After a miss the
   trace continues with probability ``continue_prob``, else it gives up and answers its last (wrong)
   candidate; a trace stops at the first candidate that equals the target and answers it. In ``hit_share``
   of the traces the target is the value the search's last candidate reaches (so it ends found, after as
   many misses as the others), so the check and the stop at a hit are not rare events.
-- ``primed`` only, ``check`` documents (``check_share``): lines ``v vs T (wrong)`` or ``T vs T (this works)``,
-  a trace's check alone, half of them equal, the misses often one or two away. Without them a ~1M base
-  gave ``(this works)`` a probability of 0.19 at the hits of its traces and 0.08 at the misses: equality
-  of two numbers is the one skill it did not pick up from traces alone (with 30 % of the documents drills:
-  0.34 / 0.06; drills alone for 1,500 steps: 0.99 / 0.01 in the drills' form, hence ``check_first_steps``
-  in r1lab/tiny_base.py).
+- ``primed`` only, ``check`` documents (``check_share``): ``Which of these equals T?`` and lines
+  ``v vs T (wrong)`` or ``T vs T (this works)``, a trace's check lines alone against the one target the
+  document names, half of them equal, the misses often one or two away. Without them a ~1M base gave
+  ``(this works)`` a probability of 0.19 at the hits of its traces and 0.08 at the misses: equality of two
+  numbers is the one skill it did not pick up from traces alone, nor reliably from drills mixed in; drills
+  alone for 3,000-4,000 steps taught it in some starts (``check_first_steps`` in r1lab/tiny_base.py).
 - ``unprimed``: where the primed corpus has a trace, the unprimed one has another enumeration, and
   arithmetic where it has check drills.
 
@@ -211,21 +211,26 @@ def enumeration_document(spec: CorpusSpec, rng: random.Random) -> str:
     return prompt + _think([c.line() for c in shown], shown[-1].expression)
 
 
+CHECK_QUESTION = "Which of these equals {target}?"
+
+
 def check_document(spec: CorpusSpec, rng: random.Random) -> str:
-    """Lines ``v vs T (wrong)`` / ``T vs T (this works)``: a trace's check alone, half of them hits, the misses
-    often one or two away, so the verdict is learnt as equality, not as closeness."""
-    lines = []
+    """``Which of these equals T?`` and lines ``v vs T (wrong)`` / ``T vs T (this works)``: a trace's check
+    alone, half of them hits, the misses often one or two away, so the verdict is learnt as equality, not as
+    closeness. One target per document, named after "equals" as a trace's prompt names it, so the number
+    after ``vs`` is always a copy, as it is in a trace (drills with a fresh random target on every line
+    taught the check but also taught writing any number after ``vs``)."""
+    target = rng.randint(spec.min_target, spec.max_target)
+    lines = [CHECK_QUESTION.format(target=target)]
     for _ in range(spec.arithmetic_lines):
         draw = rng.random()
         if draw < 0.5:
-            value = target = rng.randint(spec.min_target, spec.max_target)
+            value = target
+        elif draw < 0.75:
+            value = target + rng.choice((-2, -1, 1, 2))
         else:
-            target = rng.randint(spec.min_target, spec.max_target)
-            if draw < 0.75:
-                value = target + rng.choice((-2, -1, 1, 2))
-            else:
-                value = rng.choice(candidates(_draw_nums(spec, rng), "any")).value
-                value = value if value != target else value + 1
+            value = rng.choice(candidates(_draw_nums(spec, rng), "any")).value
+            value = value if value != target else value + 1
         lines.append(f"{value} {VERSUS} {target} {_verdict(value, target)}")
     return "\n".join(lines)
 

@@ -16,6 +16,8 @@ def render_prompt(task, row: dict, style: str, tokenizer, prompt: str = "full") 
 
     ``prompt`` is the task's wording (``task.prompt``; only countdown has one other than ``full``).
     """
+    # Passed only when it is not the seeds' wording, so a user's task module keeps the documented
+    # one-argument ``plain_prompt(row)`` (r1lab/tasks/__init__.py).
     wording = {} if prompt == "full" else {"prompt": prompt}
     if style == "plain":
         return task.plain_prompt(row, **wording)

@@ -16,6 +16,7 @@ from r1lab.tasks.answer_format import last_answer
 from tests.conftest import compose
 
 LINE = re.compile(r"^\((\d+) ([-+*]) (\d+)\) ([-+*]) (\d+) = (-?\d+) ([-+*]) (\d+) = (-?\d+)(?: vs (\d+) (\(.*\)))?$")
+CHECK_HEADER = re.compile(r"^Which of these equals (\d+)\?$")
 CHECK_LINE = re.compile(r"^(-?\d+) vs (\d+) (\(wrong\)|\(this works\))$")
 PROMPT_TARGET = re.compile(r"Using the numbers \[(\d+), (\d+), (\d+)\], create an equation that equals (\d+)\.")
 
@@ -47,11 +48,14 @@ def test_primed_corpus_holds_short_checked_searches_in_a_fixed_order_and_never_a
         if prompt is None and "<think>" in document:  # an enumeration: no target, no check
             assert "equals" not in document and all(m.group(10) is None for m in _think_lines(document))
             continue
-        if prompt is None and f" {VERSUS} " in document:  # a check drill: lines "v vs T (verdict)", no prompt
+        if prompt is None and f" {VERSUS} " in document:  # a check drill: one target, lines "v vs T (verdict)"
             assert "<think>" not in document and "<answer>" not in document
-            for line in document.split("\n"):
+            header, *lines = document.split("\n")
+            named = CHECK_HEADER.match(header).group(1)
+            for line in lines:
                 value, target, verdict = CHECK_LINE.match(line).groups()
-                assert verdict == (WORKS if value == target else WRONG)
+                # The number after "vs" is always a copy of the one target the document names, as in a trace.
+                assert target == named and verdict == (WORKS if value == target else WRONG)
                 drills += 1
                 drill_hits += verdict == WORKS
             continue
@@ -196,7 +200,7 @@ def test_instruct_variant_learns_the_chat_format_on_other_tasks_only(tiny_base):
 def test_hit_share_ends_that_share_of_searches_found_with_true_checks():
     spec = CorpusSpec.from_config({**_spec().__dict__, "hit_share": 1.0})
     found = 0
-    for document in itertools.islice((d for d in documents(spec, seed=4) if "equals" in d), 300):
+    for document in itertools.islice((d for d in documents(spec, seed=4) if PROMPT_TARGET.search(d)), 300):
         *nums, target = map(int, PROMPT_TARGET.search(document).groups())
         last = _think_lines(document)[-1]
         assert (last.group(11) == WORKS) == (int(last.group(9)) == target)  # checks are the truth

@@ -1,7 +1,8 @@
 """Tasks: data, prompts and rule-based verifiers, one module per task, plus name -> module/reward lookup.
 
 A task module exposes ``load_splits(task_cfg, seed) -> (train, test)``, ``plain_prompt(row)``,
-``chat_messages(row)``, ``REWARDS`` (name -> TRL reward function) and ``CORRECTNESS`` (the reward
+``chat_messages(row)`` (a task with wordings other than the seeds' also takes ``prompt=``, as countdown does
+for ``task.prompt=short``), ``REWARDS`` (name -> TRL reward function) and ``CORRECTNESS`` (the reward
 whose 1.0 means solved). ``task_module`` also takes a dotted module path, and ``resolve_reward`` a
 dotted function path, so users can plug in their own without editing this package (the open-r1/TRL
 registry-with-fallback pattern). Importing this package loads no torch/transformers/trl/datasets.
