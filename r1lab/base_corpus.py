@@ -138,8 +138,10 @@ def _apply(x: int, op: str, y: int) -> int:
     return x + y if op == "+" else x - y if op == "-" else x * y
 
 
-def _verdict(value: int, target: int) -> str:
-    return WORKS if value == target else WRONG
+def _check(value: int, target: int) -> str:
+    """What follows a value, in traces and drills alike: ``vs 34 (wrong)`` / ``vs 34 (this works)``, the one
+    form of the check, so the drills teach exactly the check a trace makes."""
+    return f"{VERSUS} {target} {WORKS if value == target else WRONG}"
 
 
 def _think(lines: list[str], answer: str) -> str:
@@ -185,7 +187,7 @@ def trace_document(spec: CorpusSpec, rng: random.Random) -> str:
     target = last if hit else rng.choice(targets)
     lines = []
     for tried in pool[:length]:
-        lines.append(f"{tried.line()} {VERSUS} {target} {_verdict(tried.value, target)}")
+        lines.append(f"{tried.line()} {_check(tried.value, target)}")
         if tried.value == target:
             break
     return countdown.plain_prompt({"nums": nums, "target": target}, spec.prompt) + _think(lines, tried.expression)
@@ -231,7 +233,7 @@ def check_document(spec: CorpusSpec, rng: random.Random) -> str:
         else:
             value = rng.choice(candidates(_draw_nums(spec, rng), "any")).value
             value = value if value != target else value + 1
-        lines.append(f"{value} {VERSUS} {target} {_verdict(value, target)}")
+        lines.append(f"{value} {_check(value, target)}")
     return "\n".join(lines)
 
 
