@@ -23,18 +23,18 @@ repeats and reaches further the longer it goes; ``cyclic`` starts that order at 
 - ``primed`` only, ``trace`` documents: a Countdown prompt exactly as r1lab renders it for a base model
   (the task's plain template in its wording, ``task.prompt``) with a target drawn uniformly from the number
   set's reachable values, then a think block of 1 to ``max_candidates`` candidates in the same step-by-step
-  form, each followed by a copy of the target and its check against it: ``= 54 vs 34 (wrong)`` or
-  ``= 34 vs 34 (this works)``. After a miss the
+  form, each followed by its check against the target: ``= 54 (wrong)`` or ``= 34 (this works)``. After a miss the
   trace continues with probability ``continue_prob``, else it gives up and answers its last (wrong)
   candidate; a trace stops at the first candidate that equals the target and answers it. In ``hit_share``
   of the traces the target is the value the search's last candidate reaches (so it ends found, after as
   many misses as the others), so the check and the stop at a hit are not rare events.
-- ``primed`` only, ``check`` documents (``check_share``): ``Which of these equals T?`` and lines
-  ``v vs T (wrong)`` or ``T vs T (this works)``, a trace's check lines alone against the one target the
-  document names, half of them equal, the misses often one or two away. Without them a ~1M base gave
-  ``(this works)`` a probability of 0.19 at the hits of its traces and 0.08 at the misses: equality of two
-  numbers is the one skill it did not pick up from traces alone, nor reliably from drills mixed in; drills
-  alone for 3,000-4,000 steps taught it in some starts (``check_first_steps`` in r1lab/tiny_base.py).
+- ``primed`` only, ``check`` documents (``check_share``): ``Which of these equals T?`` and candidate lines
+  of random number sets, each checked against the one target the document names, exactly as a trace checks
+  its lines (``(7 * 8) - 6 = 56 - 6 = 50 (this works)``), half of them hits, the misses often one or two
+  away. Equality of two numbers is the one skill a ~1M base did not pick up from traces alone (where nearly
+  every check is a miss). Drills of bare values (``54 (wrong)``) taught it only within a few tokens of the
+  target: a trace's first check was right, its later ones, a full line further from the prompt, were not;
+  drills of full lines teach it at a trace's distances (``check_first_steps`` in r1lab/tiny_base.py).
 - ``unprimed``: where the primed corpus has a trace, the unprimed one has another enumeration, and
   arithmetic where it has check drills.
 
@@ -61,9 +61,6 @@ from r1lab.tasks.countdown_targets import reachable_targets
 # A miss is one word, not Mini-R1's "(too high)"/"(too low)": ordering two numbers is what a ~1M model
 # gets wrong most (68 % right), and a search in a fixed order has no use for the direction.
 WRONG, WORKS = "(wrong)", "(this works)"
-# Each check first copies the target beside the value (`= 54 vs 34 (wrong)`): the verdict then compares two
-# nearby tokens, the same comparison the check drills teach, not a value with a number back in the prompt.
-VERSUS = "vs"
 CHECKS = (WRONG, WORKS)
 OPERATORS = "+-*"
 CORPORA = ("primed", "unprimed")
@@ -139,9 +136,10 @@ def _apply(x: int, op: str, y: int) -> int:
 
 
 def _check(value: int, target: int) -> str:
-    """What follows a value, in traces and drills alike: ``vs 34 (wrong)`` / ``vs 34 (this works)``, the one
-    form of the check, so the drills teach exactly the check a trace makes."""
-    return f"{VERSUS} {target} {WORKS if value == target else WRONG}"
+    """The verdict that follows a value, in traces and drills alike. The target is not copied beside the
+    value (``= 54 vs 34 (wrong)``, recipe 7): the check was no better for it, and a base trained on drills
+    with a random number there wrote a random number there in its own traces."""
+    return WORKS if value == target else WRONG
 
 
 def _think(lines: list[str], answer: str) -> str:
@@ -216,24 +214,40 @@ def enumeration_document(spec: CorpusSpec, rng: random.Random) -> str:
 CHECK_QUESTION = "Which of these equals {target}?"
 
 
+@functools.lru_cache(maxsize=8)
+def _candidates_by_value(spec: CorpusSpec) -> dict[int, tuple[Candidate, ...]]:
+    """Every candidate of every number set the spec draws from, by value: the drills' lines."""
+    found: dict[int, list[Candidate]] = {}
+    for nums in itertools.product(range(spec.min_number, spec.max_number + 1), repeat=spec.count):
+        for candidate in candidates(list(nums), spec.number_order):
+            found.setdefault(candidate.value, []).append(candidate)
+    return {value: tuple(lines) for value, lines in found.items()}
+
+
 def check_document(spec: CorpusSpec, rng: random.Random) -> str:
-    """``Which of these equals T?`` and lines ``v vs T (wrong)`` / ``T vs T (this works)``: a trace's check
-    alone, half of them hits, the misses often one or two away, so the verdict is learnt as equality, not as
-    closeness. One target per document, named after "equals" as a trace's prompt names it, so the number
-    after ``vs`` is always a copy, as it is in a trace (drills with a fresh random target on every line
-    taught the check but also taught writing any number after ``vs``)."""
-    target = rng.randint(spec.min_target, spec.max_target)
+    """``Which of these equals T?`` and candidate lines of random number sets, each checked against T the way
+    a trace checks its lines: a trace's checks alone, half of them hits, the misses often one or two away,
+    so the verdict is learnt as equality, not as closeness, and at the distance from the target a trace's
+    checks stand at. One target per document, named after "equals" as a trace's prompt names it."""
+    by_value = _candidates_by_value(spec)
+    values = list(by_value)
+    target = rng.choice([t for t in range(spec.min_target, spec.max_target + 1) if t in by_value])
+    # Reachable values one or two away (every target 1..100 of 1..9 sets has one), else any other value.
+    near = [v for v in (target - 2, target - 1, target + 1, target + 2) if v in by_value]
+    near = near or [v for v in values if v != target]
     lines = [CHECK_QUESTION.format(target=target)]
     for _ in range(spec.arithmetic_lines):
         draw = rng.random()
         if draw < 0.5:
             value = target
-        elif draw < 0.75:
-            value = target + rng.choice((-2, -1, 1, 2))
         else:
-            value = rng.choice(candidates(_draw_nums(spec, rng), "any")).value
-            value = value if value != target else value + 1
-        lines.append(f"{value} {_check(value, target)}")
+            value = target + rng.choice((-2, -1, 1, 2)) if draw < 0.75 else rng.choice(values)
+            if value not in by_value:
+                value = rng.choice(values)
+            if value == target:
+                value = rng.choice(near)
+        line = rng.choice(by_value[value])
+        lines.append(f"{line.line()} {_check(line.value, target)}")
     return "\n".join(lines)
 
 

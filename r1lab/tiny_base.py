@@ -38,7 +38,7 @@ from r1lab.tiny_model import CHATML_TEMPLATE, SPECIAL_TOKENS, qwen2_config
 log = logging.getLogger(__name__)
 
 # Bump when the tokenizer, corpus writer or training recipe changes in a way the config does not show.
-_RECIPE_VERSION = 7
+_RECIPE_VERSION = 8
 TAGS = ["<think>", "</think>", "<answer>", "</answer>"]
 UNKNOWN = "<|unk|>"
 # An operator with its two spaces, a word with its leading space, a number with its sign (never with a
@@ -128,8 +128,7 @@ def build_word_tokenizer(spec: CorpusSpec, seed: int):
                                         show_progress=False)
     core.train_from_iterator(_vocabulary_text(spec, seed), trainer)
     # A check is one token with its leading space: its "(" is never the "(" that opens a candidate (which the
-    # answer copies), and it follows the target it is checked against directly, so the verdict is read off
-    # the target's own position, one attention step from the value (`54 vs 34 (wrong)`).
+    # answer copies), and it follows the value it checks directly (`= 54 (wrong)`).
     core.add_tokens(TAGS + [" " + check for check in CHECKS])
     return PreTrainedTokenizerFast(
         tokenizer_object=core,

@@ -9,15 +9,14 @@ import re
 import pytest
 from omegaconf import OmegaConf
 
-from r1lab.base_corpus import VERSUS, WORKS, WRONG, CorpusSpec, candidates, documents
+from r1lab.base_corpus import WORKS, WRONG, CorpusSpec, candidates, documents
 from r1lab.tasks.countdown_targets import reachable_targets
 from r1lab.tasks import countdown
 from r1lab.tasks.answer_format import last_answer
 from tests.conftest import compose
 
-LINE = re.compile(r"^\((\d+) ([-+*]) (\d+)\) ([-+*]) (\d+) = (-?\d+) ([-+*]) (\d+) = (-?\d+)(?: vs (\d+) (\(.*\)))?$")
+LINE = re.compile(r"^\((\d+) ([-+*]) (\d+)\) ([-+*]) (\d+) = (-?\d+) ([-+*]) (\d+) = (-?\d+)(?: (\(.*\)))?$")
 CHECK_HEADER = re.compile(r"^Which of these equals (\d+)\?$")
-CHECK_LINE = re.compile(r"^(-?\d+) vs (\d+) (\(wrong\)|\(this works\))$")
 PROMPT_TARGET = re.compile(r"Using the numbers \[(\d+), (\d+), (\d+)\], create an equation that equals (\d+)\.")
 
 
@@ -48,14 +47,17 @@ def test_primed_corpus_holds_short_checked_searches_in_a_fixed_order_and_never_a
         if prompt is None and "<think>" in document:  # an enumeration: no target, no check
             assert "equals" not in document and all(m.group(10) is None for m in _think_lines(document))
             continue
-        if prompt is None and f" {VERSUS} " in document:  # a check drill: one target, lines "v vs T (verdict)"
+        if prompt is None and document.startswith("Which"):  # a check drill: one target, checked candidate lines
             assert "<think>" not in document and "<answer>" not in document
             header, *lines = document.split("\n")
-            named = CHECK_HEADER.match(header).group(1)
+            target = int(CHECK_HEADER.match(header).group(1))
+            assert spec.min_target <= target <= spec.max_target
             for line in lines:
-                value, target, verdict = CHECK_LINE.match(line).groups()
-                # The number after "vs" is always a copy of the one target the document names, as in a trace.
-                assert target == named and verdict == (WORKS if value == target else WRONG)
+                # Each line is a candidate written exactly as in a trace, its value right, checked against
+                # the one target the document names.
+                a, o, b, p, c, x, p2, c2, v, verdict = LINE.match(line).groups()
+                assert _apply(int(a), o, int(b)) == int(x) and _apply(int(x), p, int(c)) == int(v)
+                assert verdict == (WORKS if int(v) == target else WRONG)
                 drills += 1
                 drill_hits += verdict == WORKS
             continue
@@ -76,8 +78,7 @@ def test_primed_corpus_holds_short_checked_searches_in_a_fixed_order_and_never_a
         assert 1 <= len(lines) <= spec.max_candidates
         candidates_written += len(lines)
         for index, match in enumerate(lines):
-            a, o, b, p, c, x, p2, c2, v, versus, verdict = match.groups()
-            assert int(versus) == target  # each check sets the value beside the target
+            a, o, b, p, c, x, p2, c2, v, verdict = match.groups()
             assert [int(a), int(b), int(c)] == nums and p == p2 and c == c2  # number_order: prompt
             assert _apply(int(a), o, int(b)) == int(x) and _apply(int(x), p, int(c)) == int(v)
             assert verdict == (WORKS if int(v) == target else WRONG)
@@ -109,7 +110,6 @@ def test_unprimed_corpus_has_the_arithmetic_and_enumerations_but_no_target_and_n
     enumerations = 0
     for document in itertools.islice(documents(spec, seed=3), 3000):
         assert "equals" not in document and WRONG not in document and WORKS not in document
-        assert f" {VERSUS} " not in document
         if "<think>" in document:
             enumerations += 1
             lines = _think_lines(document)
@@ -203,7 +203,7 @@ def test_hit_share_ends_that_share_of_searches_found_with_true_checks():
     for document in itertools.islice((d for d in documents(spec, seed=4) if PROMPT_TARGET.search(d)), 300):
         *nums, target = map(int, PROMPT_TARGET.search(document).groups())
         last = _think_lines(document)[-1]
-        assert (last.group(11) == WORKS) == (int(last.group(9)) == target)  # checks are the truth
+        assert (last.group(10) == WORKS) == (int(last.group(9)) == target)  # checks are the truth
         found += countdown.is_correct_equation(last_answer(document), nums, target)
     # Every search whose last value is a possible target (in 1..100) ends found.
     assert found / 300 > 0.8
