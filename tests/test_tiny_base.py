@@ -47,10 +47,10 @@ def test_primed_corpus_holds_short_checked_searches_in_a_fixed_order_and_never_a
         if prompt is None and "<think>" in document:  # an enumeration: no target, no check
             assert "equals" not in document and all(m.group(10) is None for m in _think_lines(document))
             continue
-        if prompt is None and document.startswith("Which"):  # a check drill: one target, checked candidate lines
+        header, *lines = document.split("\n")
+        if prompt is None and (named := CHECK_HEADER.match(header)):  # a check drill: one target, checked lines
             assert "<think>" not in document and "<answer>" not in document
-            header, *lines = document.split("\n")
-            target = int(CHECK_HEADER.match(header).group(1))
+            target = int(named.group(1))
             assert spec.min_target <= target <= spec.max_target
             for line in lines:
                 # Each line is a candidate written exactly as in a trace, its value right, checked against
