@@ -35,8 +35,8 @@ EXTRA_MODELS = {
 
 def run_one(algo: str, run_dir: str) -> None:
     """In a child process: train, then print this process's peak memory as JSON on the last line."""
-    sys.argv = ["launch.py", f"algo={algo}", f"hydra.run.dir={run_dir}", "logger=none", f"train.max_steps={STEPS}",
-                "eval.every_steps=0", "eval.num_prompts=8", f"train.save_steps={STEPS}"]
+    sys.argv = ["launch.py", "experiment=none", f"algo={algo}", f"hydra.run.dir={run_dir}", "logger=none",
+                f"train.max_steps={STEPS}", "eval.every_steps=0", "eval.num_prompts=8", f"train.save_steps={STEPS}"]
     try:
         runpy.run_path(str(REPO / "launch.py"), run_name="__main__")
     except SystemExit as exit_:

@@ -23,8 +23,8 @@ from machine_info import machine
 
 REPO = Path(__file__).resolve().parent.parent
 CFG_JOB = ["--cfg", "job"]
-SWEEP_96 = ["-m", "model=qwen2.5-0.5b,qwen2.5-1.5b,qwen2.5-3b,qwen2.5-7b", "variant=base,instruct",
-            "algo.lr=1e-6,5e-7,3e-7", "seed=0,1,2,3", "rollout=hf", "dry_run=true"]
+SWEEP_96 = ["-m", "experiment=none", "model=qwen2.5-0.5b,qwen2.5-1.5b,qwen2.5-3b,qwen2.5-7b",
+            "variant=base,instruct", "algo.lr=1e-6,5e-7,3e-7", "seed=0,1,2,3", "rollout=hf", "dry_run=true"]
 GOALS = {"cfg_job": 3.0, "sweep_96": 10.0}
 
 

@@ -65,8 +65,9 @@ def build_model(architecture: dict, out_dir: Path, dtype: str) -> None:
 def run_overrides(opts, size: str, algo: str, adapter: str, dist: str, model_dir: Path, gpu_mem_gb: float) -> list[str]:
     """The composed config of one run: r1lab's keys, shrunk to a few short steps."""
     model = "qwen2.5-0.5b" if size == "tiny" else f"qwen2.5-{size}"
-    overrides = [f"model={model}", f"algo={algo}", f"adapter={adapter}", f"dist={dist}", "rollout=hf", "logger=none",
-                 f"model.name_or_path={model_dir}", "model.resources.gpus=1", f"gpu_mem_gb={gpu_mem_gb}",
+    overrides = ["experiment=none", f"model={model}", f"algo={algo}", f"adapter={adapter}", f"dist={dist}",
+                 "rollout=hf", "logger=none", f"model.name_or_path={model_dir}", "model.resources.gpus=1",
+                 f"gpu_mem_gb={gpu_mem_gb}",
                  f"train.max_steps={1 + opts.steps}", f"train.per_device_batch_size={opts.completions}",
                  f"train.max_prompt_length={opts.prompt_tokens}", f"train.max_completion_length={opts.completion_tokens}",
                  f"algo.num_generations={opts.group}", "train.save_steps=100000", "eval.every_steps=0",

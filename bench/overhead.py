@@ -47,8 +47,8 @@ from machine_info import machine
 REPO = Path(__file__).resolve().parent.parent
 WARMUP = 3
 # Identical for both sides: no eval or checkpoint inside the measured steps, logging every step, no tracker.
-COMMON = ["logger=none", "eval.every_steps=0", "eval.num_prompts=8", "eval.pass_k=0", "train.logging_steps=1",
-          "train.save_steps=100000", "train.resume=never"]
+COMMON = ["experiment=none", "logger=none", "eval.every_steps=0", "eval.num_prompts=8", "eval.pass_k=0",
+          "train.logging_steps=1", "train.save_steps=100000", "train.resume=never"]
 
 
 def install_lock_step(token_fd: int, report_fd: int) -> None:

@@ -6,8 +6,8 @@ one after the other, one thread each; roughly 20 minutes in all on a 2-core mach
 
 Both arms are `python launch.py experiment=laptop_aha logger=none` in their own run dir under DIR, on the same cached
 base (`model=tiny-1m`, built once before either arm starts), the same held-out file (`--test-path`, else
-`r1lab puzzles --n 100 --seed 2002 experiment=laptop_aha` into DIR), the same `train.max_steps` and
-`eval.every_steps`:
+`r1lab puzzles --n 100 --seed 2002 experiment=laptop_aha` into DIR), the same `train.max_steps` (60 unless
+`--max-steps`) and `eval.every_steps`:
 
 - laptop: the experiment as configured.
 - mini-r1: the same plus Mini-R1's choices (its blog post, conf/experiment/mini_r1_countdown_3b.yaml): two 0/1
@@ -53,12 +53,14 @@ MINI_R1_NUM_GENERATIONS = 8
 MINI_R1_BETA = 0.001
 MINI_R1_LR, TINYZERO_LR = 5e-7, 1e-6
 HELD_OUT_PUZZLES, HELD_OUT_SEED = 100, 2002
-# --smoke: tests/test_tiny_base.py's TEST_BASE (a base that builds in seconds), short completions, 2 steps.
+# --smoke: tests/conftest.py's TEST_BASE (a base that builds in seconds), short completions, 2 steps.
 SMOKE_OVERRIDES = ("model=tiny-0.3m", "model.tiny.hidden_size=32", "model.tiny.intermediate_size=64",
                    "model.tiny.num_hidden_layers=2", "model.pretrain.max_steps=30", "model.pretrain.batch_size=4",
                    "model.pretrain.block_size=128", "model.pretrain.check_first_steps=6",
                    "train.max_completion_length=32")
 SMOKE_STEPS, SMOKE_EVAL_EVERY, SMOKE_PUZZLES = 2, 1, 4
+# The miniature ablations' length, not the default run's 20: Mini-R1's arm first crossed the threshold at step 30.
+DEFAULT_STEPS = 60
 
 
 def mini_r1_overrides(cfg) -> list[str]:
@@ -164,7 +166,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True, help="folder for both run dirs, logs and the JSON table")
     parser.add_argument("--test-path", type=Path, help="held-out puzzle file (default: r1lab puzzles into --out)")
-    parser.add_argument("--max-steps", type=int, help="train.max_steps of both arms (default: the experiment's)")
+    parser.add_argument("--max-steps", type=int, default=DEFAULT_STEPS,
+                        help=f"train.max_steps of both arms (default {DEFAULT_STEPS})")
     parser.add_argument("--eval-every-steps", type=int, help="eval.every_steps of both arms (default 10)")
     parser.add_argument("--threshold", type=float, help="absolute held-out accuracy to reach")
     parser.add_argument("--margin", type=float, default=0.10,
@@ -184,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     if opts.cache_dir:
         common.append(f"cache_dir={opts.cache_dir}")
     cfg = compose(common)
-    max_steps = opts.max_steps or (SMOKE_STEPS if opts.smoke else int(cfg.train.max_steps))
+    max_steps = SMOKE_STEPS if opts.smoke else opts.max_steps
     every = opts.eval_every_steps or (SMOKE_EVAL_EVERY if opts.smoke else 10)
     test_path = opts.test_path.resolve() if opts.test_path else out / "held_out.jsonl"
     if opts.test_path is None:

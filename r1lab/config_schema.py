@@ -174,6 +174,7 @@ SCHEMA: dict[str, Spec] = {
     "model.pretrain.max_steps": COUNT,
     "model.pretrain.check_first_steps": integer(low=0),
     "model.pretrain.batch_size": COUNT,
+    "model.pretrain.processes": COUNT,
     "model.pretrain.block_size": COUNT,
     "model.pretrain.lr": POSITIVE,
     "model.pretrain.warmup_steps": integer(low=0),
@@ -369,4 +370,17 @@ def schema_problems(cfg: DictConfig | Mapping) -> list[str]:
             value = _child(cfg, name, str(name), found)
             if value is not _UNRESOLVED:
                 _check(str(name), value, found)
-    return found
+    return _one_message_for_a_hub_model_in_the_laptop_recipe(cfg, found)
+
+
+def _one_message_for_a_hub_model_in_the_laptop_recipe(cfg: Any, found: list[str]) -> list[str]:
+    """The laptop recipe (laptop_aha, the default) reads the task's ranges from the base r1lab pretrains; with a
+    Hub model each of those keys fails to resolve. Say why once instead."""
+    needs_base = [f for f in found if "Interpolation key 'model.pretrain" in f]
+    if not needs_base:
+        return found
+    size = OmegaConf.select(cfg, "model.size", default="?") if isinstance(cfg, DictConfig) else "?"
+    hint = (f"model.size={size}: the laptop experiment (laptop_aha, the default) needs a base r1lab pretrains "
+            "itself (model=tiny-0.3m|tiny-1m|tiny-3m|tiny-10m); for a Hub model add experiment=none or name its "
+            "recipe (e.g. experiment=tinyzero_countdown_3b_grpo)")
+    return [hint] + [f for f in found if f not in needs_base]

@@ -96,12 +96,13 @@ class RunProgress(TrainerCallback):
     terminal (a SLURM log) the bar is redrawn at most every 30 s, so the log stays small.
     """
 
-    def __init__(self):
+    def __init__(self, desc: str = "train", postfix: Mapping[str, tuple[str, str]] = POSTFIX):
         self.bar: tqdm | None = None
+        self.desc, self.postfix = desc, postfix
 
     def on_train_begin(self, args, state, control, **kwargs):
         if state.is_world_process_zero:
-            self.bar = tqdm(total=state.max_steps, initial=state.global_step, desc="train", unit="step",
+            self.bar = tqdm(total=state.max_steps, initial=state.global_step, desc=self.desc, unit="step",
                             dynamic_ncols=True, mininterval=0.5 if sys.stderr.isatty() else 30.0)
 
     def on_step_end(self, args, state, control, **kwargs):
@@ -114,7 +115,7 @@ class RunProgress(TrainerCallback):
         if "eval_accuracy" in logs:
             tqdm.write(eval_line(state.global_step, state.max_steps, logs), file=sys.stderr)
         elif self.bar is not None:
-            postfix = [f"{label} {fmt.format(logs[key])}" for key, (label, fmt) in POSTFIX.items()
+            postfix = [f"{label} {fmt.format(logs[key])}" for key, (label, fmt) in self.postfix.items()
                        if _number(logs.get(key)) is not None]
             if postfix:
                 self.bar.set_postfix_str("  ".join(postfix), refresh=False)
@@ -125,13 +126,13 @@ class RunProgress(TrainerCallback):
             self.bar = None
 
 
-def use_run_progress(trainer) -> None:
-    """Swap HF's progress bar / log printer for RunProgress."""
+def use_run_progress(trainer, desc: str = "train", postfix: Mapping[str, tuple[str, str]] = POSTFIX) -> None:
+    """Swap HF's progress bar / log printer for RunProgress (its bar named `desc`, showing the `postfix` logs)."""
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
     trainer.remove_callback(ProgressCallback)
     trainer.remove_callback(PrinterCallback)
-    trainer.add_callback(RunProgress())
+    trainer.add_callback(RunProgress(desc, postfix))
 
 
 def _step0_accuracy(summary: Mapping[str, Any]) -> float | None:

@@ -45,6 +45,13 @@ def test_every_problem_is_reported_at_once():
     assert len(found) == 3
 
 
+def test_a_hub_model_in_the_default_laptop_recipe_gets_one_message_naming_the_way_out():
+    found = schema_problems(compose("experiment=laptop_aha", "model=qwen2.5-3b", "algo.lr=abc"))
+    assert len(found) == 2 and "experiment=none" in found[0] and found[1].startswith("algo.lr='abc'")
+    assert schema_problems(compose("experiment=laptop_aha")) == []
+    assert schema_problems(compose("experiment=none", "model=qwen2.5-3b")) == []
+
+
 def test_open_maps_stay_open():
     assert spec_for("dist.deepspeed") == open_map(null=True)
     assert schema_problems(compose("dist=zero3", "+dist.deepspeed.anything_deepspeed_reads.x=1")) == []

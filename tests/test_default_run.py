@@ -7,9 +7,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
 
 from r1lab.tasks import countdown
-from tests.conftest import compose, launch
+from tests.conftest import TEST_BASE, compose, launch
 
 pytestmark = pytest.mark.slow
 
@@ -25,52 +26,69 @@ def wandb_records(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
 
 
+def test_the_default_is_the_laptop_recipe():
+    from r1lab.config_tree import compose as as_launched  # without conftest's experiment=none: `python launch.py`
+
+    cfg = as_launched([])
+    assert cfg.model.size == "tiny-1m" and cfg.model.pretrain.corpus == "primed" and cfg.task.prompt == "short"
+    assert OmegaConf.to_container(cfg.train, resolve=True)["max_steps"] == 20 and cfg.eval.every_steps == 10
+
+
 def test_default_run_end_to_end(tmp_path):
+    # The default experiment as `python launch.py` runs it, on a base that builds in seconds (a 0.06M model
+    # learns nothing in 30 steps: this is the machinery; the README has the real base's figures).
     run_dir = tmp_path / "run"
-    out = launch(f"hydra.run.dir={run_dir}")
+    # 20 of the 100 held-out puzzles per evaluation: the same machinery, fewer generations.
+    quick = (*TEST_BASE, "eval.num_prompts=20")
+    out = launch("experiment=laptop_aha", *quick, f"hydra.run.dir={run_dir}")
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.strip().splitlines()[-1] == f"r1lab: run finished; outputs in {run_dir}"
     # A terminal you can read: no per-step dicts, completion tables or deprecation warnings; a closing block.
     printed = out.stdout + out.stderr
     assert printed.count("\n") <= 60, printed[-3000:]
     assert "FutureWarning" not in printed and "Run history" not in printed and "┏" not in printed
-    assert "step 20/40  held-out accuracy" in printed and "reward " in printed and "s/step" in printed
+    assert "step 10/20  held-out accuracy" in printed and "reward " in printed and "s/step" in printed
     assert "  wall time " in out.stdout and f"wandb sync {run_dir}/wandb/offline-run-" in out.stdout
 
     records = read_jsonl(run_dir / "metrics.jsonl")
     train_steps = [r["train/global_step"] for r in records if "train/reward" in r]
-    assert train_steps == list(range(1, 41))
+    assert train_steps == list(range(1, 21))
     eval_steps = [r["train/global_step"] for r in records if "eval/accuracy" in r]
-    assert eval_steps == [0, 20, 40, 40]  # before the first update, scheduled at 20 and 40, plus the final one
+    assert eval_steps == [0, 10, 20, 20]  # before the first update, scheduled at 10 and 20, plus the final one
     assert all(0.0 <= r["eval/accuracy"] <= 1.0 for r in records if "eval/accuracy" in r)
     search = {"eval/accuracy_sampled", "eval/think_tokens", "eval/candidates_tried", "eval/think_has_solution_rate",
               "eval/answer_is_sum_rate", "eval/mean_length"}
     assert all(search <= set(r) for r in records if "eval/accuracy" in r)
 
-    lr = compose().algo.lr  # the tiny model's own learning rate
+    cfg = compose("experiment=laptop_aha", *quick)
+    lr, beta = cfg.algo.lr, cfg.algo.beta
     summary = json.loads((run_dir / "summary.json").read_text())
-    assert summary["status"] == "finished" and summary["global_step"] == 40
+    assert summary["status"] == "finished" and summary["global_step"] == 20
     assert "eval/accuracy" in summary and "eval/format_rate" in summary
     step0 = next(r for r in records if "eval/accuracy" in r)
     assert summary["eval_step0"] == {k: v for k, v in step0.items() if k.startswith("eval/")}
+    # The closing lines say what the run showed: accuracy at step 0 and at the end, beside the baseline.
+    assert (f"held-out accuracy {step0['eval/accuracy']:.3f} at step 0 → {summary['eval/accuracy']:.3f} (greedy)"
+            in out.stdout)
+    assert f"best target-blind baseline {summary['baselines']['best_target_blind']:.3f}" in out.stdout
     # The exact data it used, and the baselines of the held-out prompts it scored.
     test_rows = read_jsonl(run_dir / "data" / "test.jsonl")
-    assert len(read_jsonl(run_dir / "data" / "train.jsonl")) == 4096 and len(test_rows) == 128
-    assert summary["baselines"] == countdown.baselines(compose().task, test_rows[: compose().eval.num_prompts])
-    assert summary["axes"] == {"model": "tiny", "variant": "base", "algo": "grpo", "task": "countdown",
-                               "lr": lr, "beta": 0.001, "seed": 0}
+    assert len(read_jsonl(run_dir / "data" / "train.jsonl")) == 400 and len(test_rows) == 100
+    assert summary["baselines"] == countdown.baselines(cfg.task, test_rows[: cfg.eval.num_prompts])
+    assert summary["axes"] == {"model": "tiny-0.3m", "variant": "base", "algo": "grpo", "task": "countdown",
+                               "lr": lr, "beta": beta, "seed": 0}
     assert summary["wandb"]["mode"] == "offline" and summary["wandb"]["id"] == summary["run_id"]
-    assert (run_dir / "checkpoint-40").is_dir() and (run_dir / "final" / "config.json").exists()
+    assert (run_dir / "checkpoint-20").is_dir() and (run_dir / "final" / "config.json").exists()
 
     wandb = wandb_records(run_dir)
     (run,) = [r["run"] for r in wandb if r.get("type") == "run"]
     config = run["config"]["update"]
-    assert config["axes"]["model"] == "tiny" and config["axes"]["algo"] == "grpo"
-    assert config["model"]["size"] == "tiny" and config["algo"]["lr"] == lr
+    assert config["axes"]["model"] == "tiny-0.3m" and config["axes"]["algo"] == "grpo"
+    assert config["model"]["size"] == "tiny-0.3m" and config["algo"]["lr"] == lr
     assert "git_sha" in config
-    assert "algo:grpo" in run["tags"] and "model:tiny" in run["tags"]
-    assert run["job_type"] == "grpo" and run["run_group"] == f"tiny-base-grpo-countdown-lr{lr:g}-beta0.001"
-    assert (config["axis_model"], config["axis_lr"], config["axis_seed"]) == ("tiny", lr, 0)
+    assert "algo:grpo" in run["tags"] and "model:tiny-0.3m" in run["tags"]
+    assert run["job_type"] == "grpo" and run["run_group"] == f"tiny-0.3m-base-grpo-countdown-lr{lr:g}-beta{beta:g}"
+    assert (config["axis_model"], config["axis_lr"], config["axis_seed"]) == ("tiny-0.3m", lr, 0)
     # Every metric against train/global_step, defined before anything is logged.
     first_history = min(r["num"] for r in wandb if r.get("type") == "history")
     metrics = [r["metric"] for r in wandb if r.get("type") == "metric" and r["num"] < first_history]
@@ -79,7 +97,7 @@ def test_default_run_end_to_end(tmp_path):
     # The run summary ends with the final held-out metrics.
     final = [r["summary"]["update"] for r in wandb if r.get("type") == "summary"
              and "global_step" in r["summary"].get("update", {})][-1]
-    assert final["global_step"] == 40 and final["eval/accuracy"] == summary["eval/accuracy"]
+    assert final["global_step"] == 20 and final["eval/accuracy"] == summary["eval/accuracy"]
 
 
 def test_rerun_in_same_dir_resumes_without_duplicate_steps(tmp_path):

@@ -92,7 +92,7 @@ def test_an_invalid_value_is_reported_per_job(tmp_path):
     out = launch("-m", "train.per_device_batch_size=16,6", f"hydra.sweep.dir={tmp_path}")
     assert out.returncode != 0
     assert "1 of 2 jobs cannot run" in out.stderr
-    assert "job 1 (train.per_device_batch_size=6)" in out.stderr and "num_generations=8" in out.stderr
+    assert "job 1 (experiment=none train.per_device_batch_size=6)" in out.stderr and "num_generations=8" in out.stderr
 
 
 @pytest.mark.slow

@@ -26,9 +26,9 @@ from r1lab.launching import summary as sweep_summary
 from tests.conftest import REPO, compose, launch
 
 # A short CPU run: tiny model, small groups, no scheduled evaluation, a small final one.
-QUICK = ["logger=none", "eval.every_steps=0", "eval.num_prompts=2", "eval.pass_k=0", "eval.max_new_tokens=8",
-         "algo.num_generations=2", "train.per_device_batch_size=2", "train.max_completion_length=16",
-         "samples.per_step=1"]
+QUICK = ["experiment=none", "logger=none", "eval.every_steps=0", "eval.num_prompts=2", "eval.pass_k=0",
+         "eval.max_new_tokens=8", "algo.num_generations=2", "train.per_device_batch_size=2",
+         "train.max_completion_length=16", "samples.per_step=1"]
 
 
 def training_steps(directory: Path) -> list[int]:

@@ -16,7 +16,7 @@ from tests.conftest import REPO, launch
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
-TINY = ["launcher=slurm", "model=tiny", "eval.every_steps=0", "eval.num_prompts=4", "eval.pass_k=0"]
+TINY = ["experiment=none", "launcher=slurm", "model=tiny", "eval.every_steps=0", "eval.num_prompts=4", "eval.pass_k=0"]
 
 
 def read_json(path: Path):

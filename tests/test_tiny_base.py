@@ -13,7 +13,7 @@ from r1lab.base_corpus import WORKS, WRONG, CorpusSpec, candidates, documents
 from r1lab.tasks.countdown_targets import reachable_targets
 from r1lab.tasks import countdown
 from r1lab.tasks.answer_format import last_answer
-from tests.conftest import compose
+from tests.conftest import TEST_BASE, compose
 
 LINE = re.compile(r"^\((\d+) ([-+*]) (\d+)\) ([-+*]) (\d+) = (-?\d+) ([-+*]) (\d+) = (-?\d+)(?: (\(.*\)))?$")
 CHECK_HEADER = re.compile(r"^Which of these equals (\d+)\?$")
@@ -168,12 +168,25 @@ def test_base_is_built_once_and_cached_by_its_config(tiny_base, tmp_path_factory
     # The check drills ran first, as a stage of their own, then the corpus.
     built = json.loads((tiny_base / "pretraining.json").read_text())
     assert built["check_drills_log_history"][-1]["step"] == 6 and built["log_history"][-1]["step"] == 30
+    assert built["processes"] == 1
 
 
-# A base that builds in seconds: the laptop corpus, a 0.1M model, 30 steps (tests/conftest.py's cache).
-TEST_BASE = ("model=tiny-0.3m", "model.tiny.hidden_size=32", "model.tiny.intermediate_size=64",
-             "model.tiny.num_hidden_layers=2", "model.pretrain.max_steps=30", "model.pretrain.batch_size=4",
-             "model.pretrain.block_size=128", "model.pretrain.check_first_steps=6")
+def test_a_build_in_two_processes_is_data_parallel_and_cached_apart(tiny_base, tmp_path):
+    from r1lab.tiny_base import ensure_from_config
+    from r1lab.tokenizer_loading import load_tokenizer
+
+    # In its own cache dir: the first build there is this one, not a copy another test left.
+    two = ensure_from_config(compose(*TEST_BASE, "model.pretrain.processes=2", f"cache_dir={tmp_path}"))
+    assert two.name != tiny_base.name  # processes are part of the key: the two round differently
+    built = json.loads((two / "pretraining.json").read_text())
+    one = json.loads((tiny_base / "pretraining.json").read_text())
+    assert built["processes"] == 2 and built["log_history"][-1]["step"] == 30
+    # Each process took half of every batch of 4 rows: the same rows were seen, so the losses stay close
+    # to the 1-process build's, but not equal.
+    first, first_one = built["log_history"][0]["loss"], one["log_history"][0]["loss"]
+    assert first == pytest.approx(first_one, rel=0.05) and built["final_loss"] != one["final_loss"]
+    assert load_tokenizer(two).get_vocab() == load_tokenizer(tiny_base).get_vocab()
+    assert not (two / "build-job.json").exists()
 
 
 @pytest.fixture(scope="module")
