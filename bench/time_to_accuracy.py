@@ -166,8 +166,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True, help="folder for both run dirs, logs and the JSON table")
     parser.add_argument("--test-path", type=Path, help="held-out puzzle file (default: r1lab puzzles into --out)")
-    parser.add_argument("--max-steps", type=int, default=DEFAULT_STEPS,
-                        help=f"train.max_steps of both arms (default {DEFAULT_STEPS})")
+    parser.add_argument("--max-steps", type=int,
+                        help=f"train.max_steps of both arms (default {DEFAULT_STEPS}; --smoke: {SMOKE_STEPS})")
     parser.add_argument("--eval-every-steps", type=int, help="eval.every_steps of both arms (default 10)")
     parser.add_argument("--threshold", type=float, help="absolute held-out accuracy to reach")
     parser.add_argument("--margin", type=float, default=0.10,
@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     if opts.cache_dir:
         common.append(f"cache_dir={opts.cache_dir}")
     cfg = compose(common)
-    max_steps = SMOKE_STEPS if opts.smoke else opts.max_steps
+    max_steps = opts.max_steps or (SMOKE_STEPS if opts.smoke else DEFAULT_STEPS)
     every = opts.eval_every_steps or (SMOKE_EVAL_EVERY if opts.smoke else 10)
     test_path = opts.test_path.resolve() if opts.test_path else out / "held_out.jsonl"
     if opts.test_path is None:

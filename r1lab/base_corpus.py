@@ -214,14 +214,23 @@ def enumeration_document(spec: CorpusSpec, rng: random.Random) -> str:
 CHECK_QUESTION = "Which of these equals {target}?"
 
 
+@dataclass(frozen=True)
+class _DrillPool:
+    by_value: dict[int, tuple[Candidate, ...]]  # every candidate line of every number set, by its value
+    values: list[int]                            # the values, in by_value's order
+    targets: list[int]                           # the targets in range that some line reaches
+
+
 @functools.lru_cache(maxsize=8)
-def _candidates_by_value(spec: CorpusSpec) -> dict[int, tuple[Candidate, ...]]:
-    """Every candidate of every number set the spec draws from, by value: the drills' lines."""
+def _drill_pool(spec: CorpusSpec) -> _DrillPool:
+    """The drills' lines, built once per spec (every drill document draws from the same pool)."""
     found: dict[int, list[Candidate]] = {}
     for nums in itertools.product(range(spec.min_number, spec.max_number + 1), repeat=spec.count):
         for candidate in candidates(list(nums), spec.number_order):
             found.setdefault(candidate.value, []).append(candidate)
-    return {value: tuple(lines) for value, lines in found.items()}
+    by_value = {value: tuple(lines) for value, lines in found.items()}
+    return _DrillPool(by_value, list(by_value),
+                      [t for t in range(spec.min_target, spec.max_target + 1) if t in by_value])
 
 
 def check_document(spec: CorpusSpec, rng: random.Random) -> str:
@@ -229,9 +238,9 @@ def check_document(spec: CorpusSpec, rng: random.Random) -> str:
     a trace checks its lines: a trace's checks alone, half of them hits, the misses often one or two away,
     so the verdict is learnt as equality, not as closeness, and at the distance from the target a trace's
     checks stand at. One target per document, named after "equals" as a trace's prompt names it."""
-    by_value = _candidates_by_value(spec)
-    values = list(by_value)
-    target = rng.choice([t for t in range(spec.min_target, spec.max_target + 1) if t in by_value])
+    pool = _drill_pool(spec)
+    by_value, values = pool.by_value, pool.values
+    target = rng.choice(pool.targets)
     # Reachable values one or two away (every target 1..100 of 1..9 sets has one), else any other value.
     near = [v for v in (target - 2, target - 1, target + 1, target + 2) if v in by_value]
     near = near or [v for v in values if v != target]
