@@ -376,11 +376,24 @@ def schema_problems(cfg: DictConfig | Mapping) -> list[str]:
 def _one_message_for_a_hub_model_in_the_laptop_recipe(cfg: Any, found: list[str]) -> list[str]:
     """The laptop recipe (laptop_aha, the default) reads the task's ranges from the base r1lab pretrains; with a
     Hub model each of those keys fails to resolve. Say why once instead."""
-    needs_base = [f for f in found if "Interpolation key 'model.pretrain" in f]
+    if not isinstance(cfg, DictConfig) or OmegaConf.select(cfg, "model.pretrain", default=None) is not None:
+        return found
+    raw = OmegaConf.to_container(cfg, resolve=False)
+    # The keys that failed, found by their own text: an interpolation of model.pretrain (not OmegaConf's wording).
+    needs_base = [f for f in found if "${model.pretrain." in str(_raw_value(raw, f.split(":", 1)[0]))]
     if not needs_base:
         return found
-    size = OmegaConf.select(cfg, "model.size", default="?") if isinstance(cfg, DictConfig) else "?"
+    size = OmegaConf.select(cfg, "model.size", default="?")
     hint = (f"model.size={size}: the laptop experiment (laptop_aha, the default) needs a base r1lab pretrains "
             "itself (model=tiny-0.3m|tiny-1m|tiny-3m|tiny-10m); for a Hub model add experiment=none or name its "
             "recipe (e.g. experiment=tinyzero_countdown_3b_grpo)")
     return [hint] + [f for f in found if f not in needs_base]
+
+
+def _raw_value(raw: Any, key: str) -> Any:
+    """The unresolved value at dotted `key` of a plain container, or None."""
+    for part in key.split("."):
+        if not isinstance(raw, dict) or part not in raw:
+            return None
+        raw = raw[part]
+    return raw

@@ -8,9 +8,10 @@ r1lab/tiny_instruct.py), so every run and sweep job after the first loads it. Bu
 A primed base may first train `check_first_steps` steps on check drills alone (a stage of its own, then the
 corpus): the check is what a ~1M base learnt alone and not in the mix.
 
-Deterministic from its config: the corpus stream is seeded, the Trainer is seeded, and training runs on
-one CPU thread per process (`processes` of them, data-parallel under torchrun when more than one; one thread
-is also ~40x faster than two on a busy 2-core machine).
+Deterministic from its config: the corpus stream is seeded and the Trainer is seeded. A one-process build
+trains on every CPU it may use (`build_threads`): on this 2-core machine 2 threads built the same bytes as 1,
+1.4x as fast, so the thread count is not part of the cache key. `processes` > 1 trains data-parallel
+under torchrun, one thread each; that does change the weights, and is part of the key.
 
 The tokenizer is word-level (HF `tokenizers`' WordLevel model and trainer): one token per integer the
 corpus and prompts can hold (spaces are their own tokens there), one per operator with its spaces, one per word, the think/answer tags and
@@ -164,6 +165,23 @@ def _document_rows(spec: CorpusSpec, tokenizer, seed: int, rows: int, max_length
     return out
 
 
+def build_threads() -> int:
+    """CPU threads a build trains on: torch's default (OMP_NUM_THREADS when set, else the machine's cores),
+    but no more than the CPUs this process may run on (a SLURM job's or `taskset`'s share).
+
+    The weights did not depend on it here: one recipe built on 1 and on 2 threads gave the same bytes
+    (tests/test_tiny_base.py checks it on every machine it runs on). On this 2-core machine a step of the 1M
+    shape (16 x 150 tokens) took 282 ms on 1 thread and 200 ms on 2.
+    """
+    import torch
+
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:  # no affinity on macOS
+        usable = os.cpu_count() or 1
+    return max(1, min(torch.get_num_threads(), usable))
+
+
 def build_processes(pretrain: Mapping) -> int:
     """How many processes a build trains in: `pretrain.processes`, lowered until each holds an equal share of
     the batch."""
@@ -177,7 +195,8 @@ def pretrain_base(arch: Mapping, pretrain: Mapping, out_dir: Path) -> None:
     With `processes` > 1 the same code runs data-parallel under `torchrun` (gloo, one thread each). On this
     2-core machine two processes train a step 1.37x as fast as one, as two threads in one process do (1.41x);
     beside two other busy processes they took 286 ms a step where one or two threads took 721-748 ms
-    (README, "Tiny bases").
+    (README, "Tiny bases"). On an idle machine one process on all its threads is as fast, and keeps the
+    1-process weights.
     """
     processes = build_processes(pretrain)
     if processes == 1:
@@ -208,8 +227,9 @@ def _pretrain(arch: Mapping, pretrain: Mapping, out_dir: Path) -> None:
 
     spec = CorpusSpec.from_config(pretrain["data"])
     seed = int(pretrain["seed"])
-    # One thread per process: two threads of a process that shares its cores were ~40x slower (the spike).
-    torch.set_num_threads(1)
+    # Under torchrun each process has OMP_NUM_THREADS=1; alone, the build takes every core it may use.
+    threads = build_threads()
+    torch.set_num_threads(threads)
     set_seed(seed)
     tokenizer = build_word_tokenizer(spec, seed)
     steps, batch, block = int(pretrain["max_steps"]), int(pretrain["batch_size"]), int(pretrain["block_size"])
@@ -227,8 +247,8 @@ def _pretrain(arch: Mapping, pretrain: Mapping, out_dir: Path) -> None:
         drill_history = _train(model, tokenizer, pretrain, out_dir, drill_rows, drill_steps, seed,
                                "base: check drills")[0].state.log_history
     rows = _document_rows(spec, tokenizer, seed + 1, steps * batch, block)
-    log.info("pretraining a %.2fM-parameter base on the %s corpus: %d steps x %d documents (<= %d tokens)",
-             model.num_parameters() / 1e6, spec.kind, steps, batch, block)
+    log.info("pretraining a %.2fM-parameter base on the %s corpus: %d steps x %d documents (<= %d tokens), "
+             "%d thread(s) per process", model.num_parameters() / 1e6, spec.kind, steps, batch, block, threads)
     trainer, result = _train(model, tokenizer, pretrain, out_dir, rows, steps, seed, f"base: {spec.kind} corpus")
     if not trainer.is_world_process_zero():
         return
@@ -240,7 +260,7 @@ def _pretrain(arch: Mapping, pretrain: Mapping, out_dir: Path) -> None:
     (out_dir / "pretraining.json").write_text(json.dumps({
         **base_key(arch, pretrain), "parameters": model.num_parameters(),
         "train_runtime_s": result.metrics.get("train_runtime"), "final_loss": result.training_loss,
-        "processes": trainer.args.world_size,
+        "processes": trainer.args.world_size, "threads": threads,
         "log_history": trainer.state.log_history, "check_drills_log_history": drill_history,
     }, indent=1))
 

@@ -59,9 +59,10 @@ def build_instruct(base: Path, sft: Mapping, out_dir: Path) -> None:
     import torch
     from transformers import AutoModelForCausalLM, DataCollatorForLanguageModeling, Trainer, TrainingArguments
 
+    from r1lab.tiny_base import build_threads
     from r1lab.tokenizer_loading import load_tokenizer
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(build_threads())
     tokenizer = load_tokenizer(base)
     model = AutoModelForCausalLM.from_pretrained(base)
     seed = int(sft["seed"])

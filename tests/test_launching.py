@@ -48,6 +48,24 @@ def test_every_sweep_dry_runs_at_full_size(tmp_path, sweep, axis, expected):
     assert f"{len(expected)} jobs, about" in table
 
 
+# The miniature ablations (README, "Miniature ablations"): the laptop recipe for 60 steps, two seeds per arm.
+LAPTOP_SWEEPS = [
+    ("laptop_model_size", lambda c: c["model"]["size"], ["tiny-0.3m", "tiny-1m", "tiny-3m"]),
+    ("laptop_base_vs_instruct", lambda c: c["variant"]["name"], ["base", "instruct"]),
+    ("laptop_primed_vs_unprimed", lambda c: c["model"]["pretrain"]["corpus"], ["primed", "unprimed"]),
+    ("laptop_algorithms", lambda c: c["algo"]["name"], ["grpo", "ppo", "prime"]),
+]
+
+
+@pytest.mark.parametrize("sweep,axis,arms", LAPTOP_SWEEPS, ids=[s[0] for s in LAPTOP_SWEEPS])
+def test_every_laptop_sweep_runs_the_laptop_recipe_for_60_steps_on_two_seeds(tmp_path, sweep, axis, arms):
+    jobs = dry_run(tmp_path, f"+sweeps={sweep}")
+    assert [(axis(job), job["seed"]) for job in jobs] == [(arm, seed) for arm in arms for seed in (0, 1)]
+    for job in jobs:
+        assert job["model"]["pretrain"] is not None and job["task"]["generator"]["target"] == "uniform_reachable"
+        assert (job["train"]["max_steps"], job["eval"]["every_steps"]) == (60, 20)
+
+
 def test_sweep_shrinks_to_the_tiny_model_with_one_override(tmp_path):
     jobs = dry_run(tmp_path, "+sweeps=lr_beta", "+shrink=tiny")
     assert len(jobs) == 4

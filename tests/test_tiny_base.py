@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import re
+import subprocess
+import sys
 
 import pytest
 from omegaconf import OmegaConf
@@ -13,7 +16,7 @@ from r1lab.base_corpus import WORKS, WRONG, CorpusSpec, candidates, documents
 from r1lab.tasks.countdown_targets import reachable_targets
 from r1lab.tasks import countdown
 from r1lab.tasks.answer_format import last_answer
-from tests.conftest import TEST_BASE, compose
+from tests.conftest import REPO, TEST_BASE, compose
 
 LINE = re.compile(r"^\((\d+) ([-+*]) (\d+)\) ([-+*]) (\d+) = (-?\d+) ([-+*]) (\d+) = (-?\d+)(?: (\(.*\)))?$")
 CHECK_HEADER = re.compile(r"^Which of these equals (\d+)\?$")
@@ -187,6 +190,24 @@ def test_a_build_in_two_processes_is_data_parallel_and_cached_apart(tiny_base, t
     assert first == pytest.approx(first_one, rel=0.05) and built["final_loss"] != one["final_loss"]
     assert load_tokenizer(two).get_vocab() == load_tokenizer(tiny_base).get_vocab()
     assert not (two / "build-job.json").exists()
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs 2 CPUs to build on 2 threads")
+def test_a_build_on_two_threads_has_the_same_weights_as_on_one(tmp_path):
+    # The default base's shape and corpus, a few steps: a build's thread count is not in the cache key, so the
+    # bytes must not depend on it.
+    args = ["experiment=laptop_aha", "model.pretrain.max_steps=8", "model.pretrain.check_first_steps=4",
+            "model.pretrain.block_size=128"]
+    built = {}
+    for threads in (1, 2):
+        cache = tmp_path / str(threads)
+        subprocess.run([sys.executable, "-m", "r1lab.tiny_base", *args, f"cache_dir={cache}"], check=True,
+                       cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": str(threads)}, capture_output=True, timeout=600)
+        [path] = cache.iterdir()
+        built[threads] = (path.name, json.loads((path / "pretraining.json").read_text())["threads"],
+                          (path / "model.safetensors").read_bytes())
+    assert built[1][0] == built[2][0] and (built[1][1], built[2][1]) == (1, 2)
+    assert built[1][2] == built[2][2]
 
 
 @pytest.fixture(scope="module")
