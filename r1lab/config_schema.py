@@ -376,7 +376,10 @@ def schema_problems(cfg: DictConfig | Mapping) -> list[str]:
 def _one_message_for_a_hub_model_in_the_laptop_recipe(cfg: Any, found: list[str]) -> list[str]:
     """The laptop recipe (laptop_aha, the default) reads the task's ranges from the base r1lab pretrains; with a
     Hub model each of those keys fails to resolve. Say why once instead."""
-    if not isinstance(cfg, DictConfig) or OmegaConf.select(cfg, "model.pretrain", default=None) is not None:
+    # Most configs validate clean: no unresolved copy of the whole tree for them (a sweep validates every job).
+    if not found or not isinstance(cfg, DictConfig):
+        return found
+    if OmegaConf.select(cfg, "model.pretrain", default=None) is not None:
         return found
     raw = OmegaConf.to_container(cfg, resolve=False)
     # The keys that failed, found by their own text: an interpolation of model.pretrain (not OmegaConf's wording).
